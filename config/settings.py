@@ -1,0 +1,166 @@
+"""The one settings object of Activation Monitor, and the only reader of its environment variables.
+
+Values come, strongest first, from keyword arguments, ``ACTIVATION_*`` environment variables, then a TOML
+file (``ACTIVATION_CONFIG`` or ``config/activation-monitor.toml``), then the defaults below. A bad value stops
+start-up with a ``ConfigError`` whose message is one line naming the key. Named WinRM credentials are not
+settings; ``collectors.credentials`` reads those.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "ACTIVATION_"
+CONFIG_ENV = "ACTIVATION_CONFIG"
+DEFAULT_CONFIG_FILE = Path("config/activation-monitor.toml")
+SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql")
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line naming the key."""
+
+
+class Settings(BaseSettings):
+    """Every setting, with its type, default and meaning (the README's configuration table mirrors it)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    db_url: str = Field("", description="Database URL; empty means a SQLite file in data_dir.")
+    data_dir: Path = Field(Path("data"), description="Folder for the embedded SQLite database and the spool.")
+    inventory_path: Path | None = Field(None, description="Inventory file (CSV or YAML) polled by default.")
+    concurrency: int = Field(64, gt=0, le=4096, description="Hosts polled at the same time.")
+    timeout_s: float = Field(30.0, gt=0, description="Wall-clock deadline for one host, all round trips.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout for one host.")
+    run_timeout_s: float = Field(3600.0, gt=0, description="Deadline for a whole poll run.")
+    max_reply_bytes: int = Field(4 * 1024 * 1024, gt=1024, description="Largest reply accepted from a host.")
+    dns_server: str | None = Field(None, description="host:port of the DNS server for SRV checks.")
+    ca_bundle: Path | None = Field(None, description="CA certificates that sign the hosts' HTTPS certificates.")
+    insecure_skip_tls_verify: bool = Field(False, description="Skip HTTPS certificate validation (unsafe).")
+    grace_warning_days: int = Field(14, ge=0, description="Warn when a grace period ends within this many days.")
+    stale_after_hours: float = Field(2.0, gt=0, description="A host with no successful poll for this long is stale.")
+    poll_interval_s: int = Field(3600, gt=0, description="Default interval for `poll --watch`.")
+    refresh_s: int = Field(180, ge=10, description="Dashboard auto-refresh and query cache lifetime, seconds.")
+    language: Literal["en", "zh-TW"] = Field("en", description="Default dashboard language.")
+    secrets_file: Path = Field(Path(".secrets/credentials.env"), description="Git-ignored credentials file.")
+    spool_dir: Path | None = Field(None, description="Spool for results while the database is down.")
+    auth_password: SecretStr | None = Field(None, description="Dashboard sign-in password; unset means none.")
+    collector_name: str | None = Field(None, description="Name recorded on poll runs; defaults to the host name.")
+
+    @field_validator("db_url")
+    @classmethod
+    def _check_db_url(cls, value: str) -> str:
+        if value:
+            _validate_db_url(value)
+        return value
+
+    @field_validator("dns_server")
+    @classmethod
+    def _check_dns_server(cls, value: str | None) -> str | None:
+        if value:
+            parse_host_port(value, default_port=53)
+        return value or None
+
+    @property
+    def database_url(self) -> str:
+        """The effective database URL: ``db_url`` or the embedded SQLite file under ``data_dir``."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'activation-monitor.db').as_posix()}"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings merges the file and the environment itself, so one mapping is validated once.
+        return (init_settings,)
+
+
+def _validate_db_url(value: str) -> None:
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("not a database URL (e.g. sqlite:///data/am.db or postgresql+psycopg://...)") from None
+    if url.get_backend_name() not in SUPPORTED_DB_SCHEMES:
+        raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
+
+
+def parse_host_port(value: str, *, default_port: int) -> tuple[str, int]:
+    """Split ``host:port``; raises ``ValueError`` with a short reason."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = value, str(default_port)
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host, int(port_text)
+
+
+def load_settings(
+    *, config_file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the settings once, at an entry point; raises ``ConfigError`` with one line."""
+    env = os.environ if environ is None else environ
+    path = config_file or Path(env.get(CONFIG_ENV, "") or DEFAULT_CONFIG_FILE)
+    values = _read_config_file(path, required=config_file is not None or bool(env.get(CONFIG_ENV)))
+    for name in Settings.model_fields:
+        if _env_name(name) in env:
+            values[name] = env[_env_name(name)]
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, path)) from None
+
+
+def _env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{CONFIG_ENV}: config file {path} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    if "auth_password" in data:
+        raise ConfigError(f"auth_password: a password does not belong in {path}; set {_env_name('auth_password')}")
+    return dict(data)
+
+
+def _one_line(exc: ValidationError, path: Path) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    key = ".".join(str(part) for part in first["loc"]) or "settings"
+    if first["type"] == "extra_forbidden":
+        message = f"{key}: unknown setting (in {path} or {_env_name(key)})"
+    else:
+        got = first.get("input")
+        shown = "" if key == "auth_password" else f", got {got!r}"
+        message = f"{key} ({_env_name(key)}): {_reason(first['msg'])}{shown}"
+    more = len(errors) - 1
+    return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _reason(msg: str) -> str:
+    text = msg.removeprefix("Value error, ").rstrip(".")
+    return text[:1].lower() + text[1:] if text else "invalid value"

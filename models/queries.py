@@ -1,0 +1,531 @@
+"""The read side (the query layer): fleet questions answered in SQL, returned chart-ready.
+
+Each function takes a ``Connection`` and, where it lists hosts, a ``HostFilter``; it groups and counts in the
+database and returns a small DataFrame or frozen rows. The dashboard and the CLI call these functions and
+nothing else; neither holds SQL. Nothing here caches: ``ui.data`` wraps these with Streamlit's caches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Select, case, distinct, exists, func, select
+
+from knowledge.codes import lookup
+from knowledge.kms import kms_state
+from models.enums import GRACE_STATUSES, ActivationType, LicenseStatus, RunStatus
+from models.filters import HostFilter
+from models.tables import CurrentStatus, DailyRollup, Host, HostFinding, KmsHostStat, PollRun, StatusHistory
+
+MINUTES_PER_DAY = 1440
+LICENSED = LicenseStatus.LICENSED.value
+GRACE = [s.value for s in GRACE_STATUSES]
+UNLICENSED = [LicenseStatus.UNLICENSED.value, LicenseStatus.NOTIFICATION.value]
+SUMMARY_KEYS = ("hosts", "activated", "in_grace", "unlicensed", "failing", "unreachable", "stale")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hosts_where(flt: HostFilter, now: datetime | None = None) -> Any:
+    return flt.where(now or _now())
+
+
+def fleet_is_empty(conn: Connection) -> bool:
+    """True until the first host has been recorded (the dashboard then shows its first-run screen)."""
+    return conn.execute(select(exists().where(Host.id.is_not(None)))).scalar_one() is False
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSummary:
+    hosts: int
+    activated: int
+    in_grace: int
+    unlicensed: int
+    failing: int
+    unreachable: int
+    stale: int
+    previous: dict[str, int | None]
+
+    def change(self, key: str) -> int | None:
+        """The change since the previous day's rollup, or None when the previous day is unknown."""
+        before = self.previous.get(key)
+        return None if before is None else getattr(self, key) - before
+
+
+def _count_if(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def fleet_summary(conn: Connection, *, now: datetime, stale_after: timedelta) -> FleetSummary:
+    """Headline numbers now, with the same numbers for the latest earlier day where rollups know them."""
+    stale = (Host.last_success_at.is_(None)) | (Host.last_success_at < now - stale_after)
+    row = conn.execute(
+        select(
+            func.count(Host.id),
+            _count_if(Host.license_status == LICENSED),
+            _count_if(Host.license_status.in_(GRACE)),
+            _count_if(Host.license_status.in_(UNLICENSED)),
+            _count_if(Host.error_code.is_not(None)),
+            _count_if(Host.last_failure_class.is_not(None)),
+            _count_if(stale),
+        )
+    ).one()
+    return FleetSummary(*(int(v) for v in row), previous=_previous_day(conn, now.date()))
+
+
+def _previous_day(conn: Connection, today: date) -> dict[str, int | None]:
+    day = conn.execute(select(func.max(DailyRollup.day)).where(DailyRollup.day < today)).scalar_one_or_none()
+    if day is None:
+        return dict.fromkeys(SUMMARY_KEYS)
+    r = DailyRollup
+    row = conn.execute(
+        select(
+            func.sum(r.host_count),
+            func.sum(case((r.license_status == LICENSED, r.host_count), else_=0)),
+            func.sum(case((r.license_status.in_(GRACE), r.host_count), else_=0)),
+            func.sum(case((r.license_status.in_(UNLICENSED), r.host_count), else_=0)),
+            func.sum(case((r.error_code != "", r.host_count), else_=0)),
+            func.sum(case((r.failure_class != "", r.host_count), else_=0)),
+        ).where(r.day == day)
+    ).one()
+    return {**dict(zip(SUMMARY_KEYS, (int(v or 0) for v in row), strict=False)), "stale": None}
+
+
+def failures_by_code(
+    conn: Connection, flt: HostFilter, *, lang: str = "en", now: datetime | None = None
+) -> pd.DataFrame:
+    """Hosts per error code (most frequent first), with each code's short title."""
+    rows = conn.execute(
+        select(Host.error_code, func.count(Host.id).label("hosts"))
+        .where(_hosts_where(flt, now), Host.error_code.is_not(None))
+        .group_by(Host.error_code)
+        .order_by(func.count(Host.id).desc(), Host.error_code)
+    ).all()
+    frame = pd.DataFrame(
+        [(code, lookup(code, lang).title, n) for code, n in rows], columns=["error_code", "title", "hosts"]
+    )
+    return frame.astype({"hosts": "int64"})
+
+
+def failures_by_activation_type(conn: Connection, flt: HostFilter, *, now: datetime | None = None) -> pd.DataFrame:
+    """Hosts not activated, or reporting an error, per activation type and license status."""
+    not_ok = (Host.license_status != LICENSED) | Host.error_code.is_not(None)
+    rows = conn.execute(
+        select(Host.activation_type, Host.license_status, func.count(Host.id))
+        .where(_hosts_where(flt, now), Host.license_status.is_not(None), not_ok)
+        .group_by(Host.activation_type, Host.license_status)
+        .order_by(func.count(Host.id).desc())
+    ).all()
+    return pd.DataFrame(rows, columns=["activation_type", "license_status", "hosts"]).astype({"hosts": "int64"})
+
+
+def host_count(conn: Connection, flt: HostFilter, *, now: datetime | None = None) -> int:
+    return int(conn.execute(select(func.count(Host.id)).where(_hosts_where(flt, now))).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class HostRow:
+    """One host as the working list and the CSV export show it (the CSV takes the fields after ``computer_name``)."""
+
+    computer_name: str | None
+    host: str
+    domain: str | None
+    site: str | None
+    os: str | None
+    product_type: str | None
+    activation_type: str | None
+    license_status: str | None
+    error_code: str | None
+    error_title: str | None
+    grace_days_remaining: float | None
+    kms_host: str | None
+    last_seen_utc: str | None
+    poll_error: str | None
+    resolution_url: str | None
+
+
+HOST_ROW_COLUMNS = tuple(f.name for f in fields(HostRow))
+_HOST_COLUMNS = (
+    Host.computer_name,
+    Host.name,
+    Host.domain,
+    Host.site,
+    Host.os_caption,
+    Host.product_type,
+    Host.activation_type,
+    Host.license_status,
+    Host.error_code,
+    Host.grace_minutes,
+    Host.kms_host,
+    Host.last_success_at,
+    Host.last_failure_class,
+    Host.last_failure_reason,
+)
+
+
+def _host_select(flt: HostFilter, now: datetime | None) -> Select[Any]:
+    failing_first = case((Host.error_code.is_not(None), 0), (Host.last_failure_class.is_not(None), 1), else_=2)
+    return select(*_HOST_COLUMNS).where(_hosts_where(flt, now)).order_by(failing_first, Host.name)
+
+
+def iter_host_rows(
+    conn: Connection,
+    flt: HostFilter,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    lang: str = "en",
+    now: datetime | None = None,
+) -> Iterator[HostRow]:
+    """Stream the filtered hosts, failing ones first, without holding them all in memory."""
+    stmt = _host_select(flt, now).offset(offset)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    for row in conn.execution_options(yield_per=2000).execute(stmt):
+        yield _host_row(row, lang)
+
+
+def _host_row(row: Any, lang: str) -> HostRow:
+    (computer, name, domain, site, os_caption, ptype, atype, status, code, grace, kms, seen, fclass, reason) = row
+    entry = lookup(code, lang) if code else None
+    return HostRow(
+        computer_name=computer,
+        host=name,
+        domain=domain,
+        site=site,
+        os=os_caption,
+        product_type=ptype,
+        activation_type=atype,
+        license_status=status,
+        error_code=code,
+        error_title=entry.title if entry else None,
+        grace_days_remaining=round(grace / MINUTES_PER_DAY, 1) if grace else None,
+        kms_host=kms,
+        last_seen_utc=seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None,
+        poll_error=f"{fclass}: {reason}" if fclass else None,
+        resolution_url=entry.url if entry else None,
+    )
+
+
+def host_page(
+    conn: Connection,
+    flt: HostFilter,
+    *,
+    limit: int = 500,
+    offset: int = 0,
+    lang: str = "en",
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """One page of the working list."""
+    rows = [asdict(r) for r in iter_host_rows(conn, flt, limit=limit, offset=offset, lang=lang, now=now)]
+    return pd.DataFrame(rows, columns=list(HOST_ROW_COLUMNS))
+
+
+@dataclass(frozen=True, slots=True)
+class KmsCount:
+    host: str
+    current_count: int
+    observed_at: datetime
+
+
+def _latest_stats() -> Any:
+    newest = (
+        select(KmsHostStat.host_id, func.max(KmsHostStat.observed_at).label("at"))
+        .group_by(KmsHostStat.host_id)
+        .subquery()
+    )
+    return (
+        select(KmsHostStat)
+        .join(newest, (newest.c.host_id == KmsHostStat.host_id) & (newest.c.at == KmsHostStat.observed_at))
+        .subquery()
+    )
+
+
+def kms_host_counts(conn: Connection) -> dict[str, KmsCount]:
+    """Lower-case FQDN (and bare computer name) of each KMS host -> its latest count, for client diagnosis."""
+    latest = _latest_stats()
+    rows = conn.execute(
+        select(Host.name, Host.fqdn, Host.computer_name, latest.c.current_count, latest.c.observed_at).join(
+            latest, latest.c.host_id == Host.id
+        )
+    ).all()
+    counts: dict[str, KmsCount] = {}
+    for name, fqdn, computer, count, at in rows:
+        entry = KmsCount(name, int(count), at)
+        for key in (fqdn, (computer or "").lower(), name.lower()):
+            if key:
+                counts.setdefault(key, entry)
+    return counts
+
+
+def kms_hosts(conn: Connection) -> pd.DataFrame:
+    """Every KMS host with its latest counters and how many of the clients pointing at it fail."""
+    latest = _latest_stats()
+    client = Host.__table__.alias("client")
+    clients = (
+        select(
+            client.c.kms_fqdn,
+            func.count().label("clients"),
+            func.sum(
+                case(((client.c.license_status != LICENSED) | client.c.error_code.is_not(None), 1), else_=0)
+            ).label("failing_clients"),
+        )
+        .where(client.c.kms_fqdn.is_not(None))
+        .group_by(client.c.kms_fqdn)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            Host.name,
+            Host.computer_name,
+            Host.fqdn,
+            Host.product_type,
+            latest.c.current_count,
+            latest.c.total_requests,
+            latest.c.failed_requests,
+            latest.c.licensed_requests,
+            latest.c.non_genuine_requests,
+            latest.c.listening_port,
+            latest.c.dns_publishing,
+            latest.c.listening,
+            latest.c.observed_at,
+            func.coalesce(clients.c.clients, 0),
+            func.coalesce(clients.c.failing_clients, 0),
+        )
+        .join(latest, latest.c.host_id == Host.id)
+        .outerjoin(clients, clients.c.kms_fqdn == Host.fqdn)
+        .order_by(Host.name)
+    ).all()
+    columns = [
+        "host",
+        "computer_name",
+        "fqdn",
+        "product_type",
+        "current_count",
+        "total_requests",
+        "failed_requests",
+        "licensed_requests",
+        "non_genuine_requests",
+        "listening_port",
+        "dns_publishing",
+        "listening",
+        "observed_at",
+        "clients",
+        "failing_clients",
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame.insert(5, "state", [kms_state(int(c)).value for c in frame["current_count"]])
+    return frame
+
+
+def kms_count_history(conn: Connection, host: str) -> pd.DataFrame:
+    rows = conn.execute(
+        select(KmsHostStat.observed_at, KmsHostStat.current_count)
+        .join(Host, Host.id == KmsHostStat.host_id)
+        .where(Host.name == host)
+        .order_by(KmsHostStat.observed_at)
+    ).all()
+    return pd.DataFrame(rows, columns=["observed_at", "current_count"])
+
+
+def activation_trend(conn: Connection, *, days: int = 90, today: date | None = None) -> pd.DataFrame:
+    """Activated vs not activated hosts per day, from the daily rollups."""
+    start = (today or _now().date()) - timedelta(days=days)
+    licensed = DailyRollup.license_status == LICENSED
+    rows = conn.execute(
+        select(
+            DailyRollup.day,
+            func.sum(case((licensed, DailyRollup.host_count), else_=0)),
+            func.sum(case((licensed, 0), else_=DailyRollup.host_count)),
+        )
+        .where(DailyRollup.day >= start)
+        .group_by(DailyRollup.day)
+        .order_by(DailyRollup.day)
+    ).all()
+    return pd.DataFrame(rows, columns=["day", "activated", "not_activated"])
+
+
+def grace_expiring(conn: Connection, *, within_days: int, limit: int = 200) -> pd.DataFrame:
+    """Hosts whose grace or volume-activation period ends within ``within_days`` days, soonest first."""
+    rows = conn.execute(
+        select(Host.name, Host.activation_type, Host.license_status, Host.grace_minutes)
+        .where(Host.grace_minutes > 0, Host.grace_minutes <= within_days * MINUTES_PER_DAY)
+        .order_by(Host.grace_minutes, Host.name)
+        .limit(limit)
+    ).all()
+    frame = pd.DataFrame(rows, columns=["host", "activation_type", "license_status", "grace_minutes"])
+    frame["grace_days_remaining"] = (frame.pop("grace_minutes") / MINUTES_PER_DAY).round(1)
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    collector: str
+    shard: str | None
+    status: str
+    hosts_total: int
+    succeeded: int
+    failed_dns: int
+    failed_refused: int
+    failed_timeout: int
+    failed_auth: int
+    failed_tls: int
+    failed_protocol: int
+
+    @property
+    def duration_s(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
+
+    @property
+    def failed(self) -> int:
+        return (
+            self.failed_dns
+            + self.failed_refused
+            + self.failed_timeout
+            + self.failed_auth
+            + self.failed_tls
+            + (self.failed_protocol)
+        )
+
+
+_RUN_COLUMNS = [getattr(PollRun, f.name) for f in fields(RunRow)]
+
+
+def last_completed_run(conn: Connection) -> RunRow | None:
+    row = conn.execute(
+        select(*_RUN_COLUMNS)
+        .where(PollRun.status == RunStatus.COMPLETE.value)
+        .order_by(PollRun.finished_at.desc())
+        .limit(1)
+    ).one_or_none()
+    return RunRow(*row) if row else None
+
+
+def poll_runs(conn: Connection, *, limit: int = 50) -> pd.DataFrame:
+    """Recent runs, newest first, with duration and failures by class."""
+    runs = [RunRow(*r) for r in conn.execute(select(*_RUN_COLUMNS).order_by(PollRun.started_at.desc()).limit(limit))]
+    frame = pd.DataFrame([asdict(r) for r in runs], columns=[f.name for f in fields(RunRow)])
+    frame.insert(3, "duration_s", [r.duration_s for r in runs])
+    frame["failed"] = [r.failed for r in runs]
+    return frame
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    product_id: str
+    product_name: str | None
+    description: str | None
+    channel: str | None
+    activation_type: str
+    license_status: str
+    error_code: str | None
+    error_source: str | None
+    grace_minutes: int | None
+    partial_key: str | None
+    kms_machine: str | None
+    kms_port: int | None
+    discovered_kms_machine: str | None
+    discovered_kms_port: int | None
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    check: str
+    severity: str
+    summary: str
+    related_code: str | None
+    evidence: dict[str, Any]
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HostDetail:
+    row: HostRow
+    os_version: str | None
+    fqdn: str | None
+    tags: tuple[str, ...]
+    clock_skew_s: float | None
+    first_seen: datetime
+    last_attempt_at: datetime | None
+    products: tuple[ProductRow, ...]
+    findings: tuple[FindingRow, ...]
+
+
+def host_detail(conn: Connection, host: str, *, lang: str = "en") -> HostDetail | None:
+    """Everything known about one host, or None when the name is not in the database."""
+    row = conn.execute(select(*_HOST_COLUMNS, Host.id).where(Host.name == host)).one_or_none()
+    if row is None:
+        return None
+    extra = conn.execute(
+        select(Host.os_version, Host.fqdn, Host.tags, Host.clock_skew_s, Host.first_seen, Host.last_attempt_at).where(
+            Host.id == row.id
+        )
+    ).one()
+    product_cols = [getattr(CurrentStatus, f.name) for f in fields(ProductRow)]
+    products = conn.execute(
+        select(*product_cols).where(CurrentStatus.host_id == row.id).order_by(CurrentStatus.product_id)
+    )
+    finding_cols = [getattr(HostFinding, f.name) for f in fields(FindingRow)]
+    found = conn.execute(select(*finding_cols).where(HostFinding.host_id == row.id).order_by(HostFinding.check))
+    return HostDetail(
+        row=_host_row(tuple(row)[:-1], lang),
+        os_version=extra[0],
+        fqdn=extra[1],
+        tags=tuple(t for t in (extra[2] or "").split(";") if t),
+        clock_skew_s=extra[3],
+        first_seen=extra[4],
+        last_attempt_at=extra[5],
+        products=tuple(ProductRow(*p) for p in products),
+        findings=tuple(FindingRow(*f) for f in found),
+    )
+
+
+def host_history(conn: Connection, host: str) -> pd.DataFrame:
+    rows = conn.execute(
+        select(
+            StatusHistory.changed_at,
+            StatusHistory.license_status,
+            StatusHistory.activation_type,
+            StatusHistory.error_code,
+        )
+        .join(Host, Host.id == StatusHistory.host_id)
+        .where(Host.name == host)
+        .order_by(StatusHistory.changed_at)
+    ).all()
+    return pd.DataFrame(rows, columns=["changed_at", "license_status", "activation_type", "error_code"])
+
+
+def code_counts(conn: Connection) -> dict[str, int]:
+    """Error code -> hosts reporting it now."""
+    rows = conn.execute(
+        select(Host.error_code, func.count(Host.id)).where(Host.error_code.is_not(None)).group_by(Host.error_code)
+    )
+    return {code: int(n) for code, n in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class FilterOptions:
+    sites: tuple[str, ...]
+    os_captions: tuple[str, ...]
+    error_codes: tuple[str, ...]
+    activation_types: tuple[str, ...] = tuple(t.value for t in ActivationType)
+
+
+def filter_options(conn: Connection) -> FilterOptions:
+    """The values present in the fleet, for filter widgets."""
+
+    def present(column: Any) -> tuple[str, ...]:
+        rows = conn.execute(select(distinct(column)).where(column.is_not(None)).order_by(column)).scalars()
+        return tuple(rows)
+
+    return FilterOptions(present(Host.site), present(Host.os_caption), present(Host.error_code))

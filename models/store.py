@@ -1,0 +1,439 @@
+"""The write side: turn collector results into rows with bulk, idempotent statements.
+
+Every write is a Core ``INSERT ... ON CONFLICT`` or an ``UPDATE`` executed for a whole batch, never a query per
+row. Writes are guarded by observation time, so writing the same result twice changes nothing and an older
+result (a replayed spool, a slower collector) never overwrites a newer one. A ``HostFailure`` records the
+attempt only: the host's last known activation state stays, and the query layer shows it as stale.
+The caller owns the transaction (``with engine.begin() as conn``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
+
+from models.enums import ActivationType, FailureClass, LicenseStatus, RunStatus
+from models.records import Finding, HostFailure, HostIdentity, HostObservation, HostResult, ProductState
+from models.tables import (
+    AppliedBatch,
+    CurrentStatus,
+    DailyRollup,
+    Host,
+    HostFinding,
+    KmsHostStat,
+    PollRun,
+    StatusHistory,
+)
+
+CHUNK = 500
+T = TypeVar("T")
+NO_KEY_PRODUCT = ProductState(
+    product_id="", activation_type=ActivationType.UNKNOWN, license_status=LicenseStatus.UNLICENSED
+)
+
+
+def _insert(conn: Connection, table: Any) -> Insert:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)  # type: ignore[no-any-return]
+
+
+def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def upsert_inventory(conn: Connection, targets: Sequence[HostIdentity], *, now: datetime) -> None:
+    """Create or refresh hosts from the inventory (address, site, tags); activation state is untouched."""
+    rows = [
+        {"name": t.name, "port": t.port, "scheme": t.scheme, "site": t.site, "tags": ";".join(t.tags) or None}
+        for t in targets
+    ]
+    if not rows:
+        return
+    stmt = _insert(conn, Host).values(first_seen=bindparam("first_seen"))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Host.name],
+        set_={c: stmt.excluded[c] for c in ("port", "scheme", "site", "tags")},
+    )
+    for chunk in _chunks(rows):
+        conn.execute(stmt, [{**row, "first_seen": now} for row in chunk])
+
+
+def start_run(
+    conn: Connection,
+    *,
+    collector: str,
+    shard: str | None,
+    hosts_total: int,
+    started_at: datetime,
+    pid: int | None = None,
+) -> int:
+    """Record a new poll run as running and return its id."""
+    stmt = _insert(conn, PollRun).values(
+        started_at=started_at,
+        collector=collector,
+        shard=shard,
+        status=RunStatus.RUNNING.value,
+        hosts_total=hosts_total,
+        pid=pid,
+    )
+    return int(conn.execute(stmt.returning(PollRun.id)).scalar_one())
+
+
+def finish_run(conn: Connection, run_id: int, *, finished_at: datetime, status: RunStatus) -> None:
+    conn.execute(update(PollRun).where(PollRun.id == run_id).values(finished_at=finished_at, status=status.value))
+
+
+def write_results(
+    conn: Connection, run_id: int | None, results: Sequence[HostResult], *, batch_id: str | None = None
+) -> bool:
+    """Write one batch of results; returns False, writing nothing, when ``batch_id`` was already applied."""
+    if not results:
+        return True
+    if batch_id is not None and not _claim_batch(conn, batch_id, run_id, max(r.observed_at for r in results)):
+        return False
+    ids = _ensure_hosts(conn, results)
+    observations = [r for r in results if isinstance(r, HostObservation)]
+    failures = [r for r in results if isinstance(r, HostFailure)]
+    if observations:
+        _write_observations(conn, run_id, observations, ids)
+    if failures:
+        _write_failures(conn, run_id, failures, ids)
+    if run_id is not None:
+        _count(conn, run_id, observations, failures)
+    return True
+
+
+def _claim_batch(conn: Connection, batch_id: str, run_id: int | None, when: datetime) -> bool:
+    stmt = _insert(conn, AppliedBatch).values(batch_id=batch_id, run_id=run_id, applied_at=when)
+    claimed = conn.execute(stmt.on_conflict_do_nothing().returning(AppliedBatch.batch_id))
+    return claimed.scalar_one_or_none() is not None
+
+
+def _ensure_hosts(conn: Connection, results: Sequence[HostResult]) -> dict[str, int]:
+    """Map host names to ids, creating hosts the inventory never announced (e.g. a replayed spool)."""
+    names = sorted({r.host for r in results})
+    first = {r.host: r.observed_at for r in results}
+    stmt = _insert(conn, Host).on_conflict_do_nothing(index_elements=[Host.name])
+    ids: dict[str, int] = {}
+    for chunk in _chunks(names):
+        conn.execute(stmt, [{"name": n, "first_seen": first[n]} for n in chunk])
+        ids.update(conn.execute(select(Host.name, Host.id).where(Host.name.in_(chunk))).all())
+    return ids
+
+
+def _write_failures(conn: Connection, run_id: int | None, failures: Sequence[HostFailure], ids: dict[str, int]) -> None:
+    stmt = (
+        update(Host)
+        .where(Host.id == bindparam("hid"), _not_older(Host.last_attempt_at, bindparam("at")))
+        .values(
+            last_attempt_at=bindparam("at"),
+            last_failure_class=bindparam("fclass"),
+            last_failure_reason=bindparam("reason"),
+            last_run_id=literal(run_id),
+        )
+    )
+    rows = [
+        {"hid": ids[f.host], "at": f.observed_at, "fclass": f.failure_class.value, "reason": f.reason[:500]}
+        for f in failures
+    ]
+    _execute_many(conn, stmt, rows)
+
+
+def _not_older(column: Any, when: Any) -> Any:
+    return or_(column.is_(None), column <= when)
+
+
+def _execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    for chunk in _chunks(rows):
+        conn.execute(stmt, list(chunk))
+
+
+@dataclass(frozen=True, slots=True)
+class _Previous:
+    status_at: datetime | None
+    state: tuple[str | None, str | None, str | None]
+
+
+def _write_observations(
+    conn: Connection, run_id: int | None, observations: Sequence[HostObservation], ids: dict[str, int]
+) -> None:
+    previous = _previous_states(conn, [ids[o.host] for o in observations])
+    fresh = [o for o in observations if _is_newer(o.observed_at, previous.get(ids[o.host]))]
+    _record_attempts(conn, run_id, observations, ids)
+    if fresh:
+        _update_host_summaries(conn, fresh, ids)
+        _upsert_products(conn, fresh, ids)
+        _replace_host_findings(conn, fresh, ids)
+        _append_history(conn, fresh, ids, previous)
+    _append_kms_stats(conn, observations, ids)
+
+
+def _previous_states(conn: Connection, host_ids: Sequence[int]) -> dict[int, _Previous]:
+    columns = (Host.id, Host.status_observed_at, Host.license_status, Host.activation_type, Host.error_code)
+    found: dict[int, _Previous] = {}
+    for chunk in _chunks(list(host_ids)):
+        for hid, at, status, kind, code in conn.execute(select(*columns).where(Host.id.in_(chunk))):
+            found[hid] = _Previous(at, (status, kind, code))
+    return found
+
+
+def _is_newer(when: datetime, previous: _Previous | None) -> bool:
+    return previous is None or previous.status_at is None or previous.status_at <= when
+
+
+def _record_attempts(
+    conn: Connection, run_id: int | None, observations: Sequence[HostObservation], ids: dict[str, int]
+) -> None:
+    stmt = (
+        update(Host)
+        .where(Host.id == bindparam("hid"), _not_older(Host.last_attempt_at, bindparam("at")))
+        .values(
+            last_attempt_at=bindparam("at"),
+            last_failure_class=None,
+            last_failure_reason=None,
+            last_run_id=literal(run_id),
+        )
+    )
+    _execute_many(conn, stmt, [{"hid": ids[o.host], "at": o.observed_at} for o in observations])
+
+
+def primary_product(products: Sequence[ProductState]) -> ProductState:
+    """The product that speaks for the host: a failing one before an unlicensed one before a licensed one."""
+    if not products:
+        return NO_KEY_PRODUCT
+
+    def badness(p: ProductState) -> tuple[int, int, str]:
+        return (p.error_code is None, p.license_status is LicenseStatus.LICENSED, p.product_id)
+
+    return min(products, key=badness)
+
+
+def kms_target(product: ProductState) -> str | None:
+    """``host:port`` of the KMS host a client uses: the pinned one, else the one it discovered."""
+    machine = product.kms_machine or product.discovered_kms_machine
+    if not machine:
+        return None
+    port = product.kms_port if product.kms_machine else product.discovered_kms_port
+    return f"{machine}:{port}" if port else machine
+
+
+def fqdn_of(computer_name: str | None, domain: str | None) -> str | None:
+    if not computer_name:
+        return None
+    name = f"{computer_name}.{domain}" if domain and "." not in computer_name else computer_name
+    return name.lower()
+
+
+def _update_host_summaries(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
+    stmt = (
+        update(Host)
+        .where(Host.id == bindparam("hid"), _not_older(Host.status_observed_at, bindparam("at")))
+        .values({name: bindparam(name) for name in _SUMMARY_FIELDS})
+        .values(status_observed_at=bindparam("at"), last_success_at=bindparam("at"))
+    )
+    _execute_many(conn, stmt, [_summary_row(o, ids[o.host]) for o in fresh])
+
+
+_SUMMARY_FIELDS = (
+    "computer_name",
+    "domain",
+    "fqdn",
+    "os_caption",
+    "os_version",
+    "product_type",
+    "clock_skew_s",
+    "activation_type",
+    "license_status",
+    "error_code",
+    "grace_minutes",
+    "kms_host",
+    "kms_fqdn",
+)
+
+
+def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
+    main = primary_product(o.products)
+    return {
+        "hid": hid,
+        "at": o.observed_at,
+        "computer_name": o.computer_name,
+        "domain": o.domain,
+        "fqdn": fqdn_of(o.computer_name, o.domain),
+        "os_caption": o.os_caption,
+        "os_version": o.os_version,
+        "product_type": o.product_type.value if o.product_type else None,
+        "clock_skew_s": o.clock_skew_seconds,
+        "activation_type": main.activation_type.value,
+        "license_status": main.license_status.value,
+        "error_code": main.error_code,
+        "grace_minutes": main.grace_minutes,
+        "kms_host": kms_target(main),
+        "kms_fqdn": (main.kms_machine or main.discovered_kms_machine or "").lower() or None,
+    }
+
+
+def _upsert_products(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
+    rows = [_product_row(p, ids[o.host], o.observed_at) for o in fresh for p in (o.products or (NO_KEY_PRODUCT,))]
+    stmt = _insert(conn, CurrentStatus)
+    updatable = [c.name for c in CurrentStatus.__table__.columns if c.name not in ("host_id", "product_id")]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CurrentStatus.host_id, CurrentStatus.product_id],
+        set_={name: stmt.excluded[name] for name in updatable},
+        where=stmt.excluded.observed_at >= CurrentStatus.observed_at,
+    )
+    _execute_many(conn, stmt, rows)
+    gone = delete(CurrentStatus).where(
+        CurrentStatus.host_id == bindparam("hid"), CurrentStatus.observed_at < bindparam("at")
+    )
+    _execute_many(conn, gone, [{"hid": ids[o.host], "at": o.observed_at} for o in fresh])
+
+
+def _product_row(p: ProductState, hid: int, at: datetime) -> dict[str, Any]:
+    return {
+        "host_id": hid,
+        "product_id": p.product_id,
+        "activation_type": p.activation_type.value,
+        "license_status": p.license_status.value,
+        "error_code": p.error_code,
+        "error_source": p.error_source,
+        "grace_minutes": p.grace_minutes,
+        "partial_key": (p.partial_key or None) and p.partial_key[-5:],
+        "product_name": p.name,
+        "description": p.description,
+        "channel": p.channel,
+        "kms_machine": p.kms_machine,
+        "kms_port": p.kms_port,
+        "discovered_kms_machine": p.discovered_kms_machine,
+        "discovered_kms_port": p.discovered_kms_port,
+        "observed_at": at,
+    }
+
+
+def _replace_host_findings(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
+    gone = delete(HostFinding).where(
+        HostFinding.host_id == bindparam("hid"), HostFinding.observed_at <= bindparam("at")
+    )
+    _execute_many(conn, gone, [{"hid": ids[o.host], "at": o.observed_at} for o in fresh])
+    _upsert_findings(conn, [(ids[o.host], f, o.observed_at) for o in fresh for f in o.findings])
+
+
+def _upsert_findings(conn: Connection, items: Iterable[tuple[int, Finding, datetime]]) -> None:
+    rows = [
+        {
+            "host_id": hid,
+            "check": f.check,
+            "severity": f.severity.value,
+            "summary": f.summary,
+            "related_code": f.related_code,
+            "evidence": dict(f.evidence),
+            "observed_at": at,
+        }
+        for hid, f, at in items
+    ]
+    if not rows:
+        return
+    stmt = _insert(conn, HostFinding)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[HostFinding.host_id, HostFinding.check],
+        set_={name: stmt.excluded[name] for name in ("severity", "summary", "related_code", "evidence", "observed_at")},
+        where=stmt.excluded.observed_at >= HostFinding.observed_at,
+    )
+    _execute_many(conn, stmt, rows)
+
+
+def replace_findings(conn: Connection, findings: Mapping[str, Sequence[Finding]], *, observed_at: datetime) -> None:
+    """Set the named hosts' verdicts for the checks given (other checks stay), e.g. after a post-run check."""
+    names = list(findings)
+    ids: dict[str, int] = {}
+    for chunk in _chunks(names):
+        ids.update(conn.execute(select(Host.name, Host.id).where(Host.name.in_(chunk))).all())
+    _upsert_findings(conn, [(ids[n], f, observed_at) for n in names if n in ids for f in findings[n]])
+
+
+def _append_history(
+    conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int], previous: Mapping[int, _Previous]
+) -> None:
+    rows = []
+    for o in fresh:
+        main = primary_product(o.products)
+        state = (main.license_status.value, main.activation_type.value, main.error_code)
+        before = previous.get(ids[o.host])
+        if before is None or before.status_at is None or (before.state != state and before.status_at < o.observed_at):
+            rows.append(
+                {
+                    "host_id": ids[o.host],
+                    "changed_at": o.observed_at,
+                    "license_status": state[0],
+                    "activation_type": state[1],
+                    "error_code": state[2],
+                }
+            )
+    if rows:
+        _execute_many(conn, _insert(conn, StatusHistory).on_conflict_do_nothing(), rows)
+
+
+def _append_kms_stats(conn: Connection, observations: Sequence[HostObservation], ids: dict[str, int]) -> None:
+    rows = [
+        {
+            "host_id": ids[o.host],
+            "observed_at": o.observed_at,
+            "current_count": o.kms.current_count,
+            "total_requests": o.kms.total_requests,
+            "failed_requests": o.kms.failed_requests,
+            "licensed_requests": o.kms.licensed_requests,
+            "non_genuine_requests": o.kms.non_genuine_requests,
+            "listening_port": o.kms.listening_port,
+            "dns_publishing": o.kms.dns_publishing,
+            "listening": o.kms.listening,
+        }
+        for o in observations
+        if o.kms is not None
+    ]
+    if rows:
+        _execute_many(conn, _insert(conn, KmsHostStat).on_conflict_do_nothing(), rows)
+
+
+def _count(
+    conn: Connection, run_id: int, observations: Sequence[HostObservation], failures: Sequence[HostFailure]
+) -> None:
+    increments: dict[str, Any] = {"succeeded": PollRun.succeeded + len(observations)}
+    for fclass in FailureClass:
+        n = sum(1 for f in failures if f.failure_class is fclass)
+        if n:
+            column = getattr(PollRun, f"failed_{fclass.value}")
+            increments[f"failed_{fclass.value}"] = column + n
+    conn.execute(update(PollRun).where(PollRun.id == run_id).values(increments))
+
+
+def refresh_rollup(conn: Connection, day: date) -> None:
+    """Recompute one day's rollup (status x type x code x poll failure -> hosts) from current state, in SQL."""
+    conn.execute(delete(DailyRollup).where(DailyRollup.day == day))
+    counted = select(
+        literal(day).label("day"),
+        func.coalesce(Host.license_status, "").label("license_status"),
+        func.coalesce(Host.activation_type, "").label("activation_type"),
+        func.coalesce(Host.error_code, "").label("error_code"),
+        func.coalesce(Host.last_failure_class, "").label("failure_class"),
+        func.count().label("host_count"),
+    ).group_by(Host.license_status, Host.activation_type, Host.error_code, Host.last_failure_class)
+    columns = ["day", "license_status", "activation_type", "error_code", "failure_class", "host_count"]
+    conn.execute(_insert(conn, DailyRollup).from_select(columns, counted))
+
+
+def mark_abandoned_runs(conn: Connection, *, collector: str, alive_pids: Iterable[int], now: datetime) -> int:
+    """Mark this collector's runs still 'running' whose process is gone as incomplete; returns how many."""
+    running = and_(
+        PollRun.collector == collector,
+        PollRun.status == RunStatus.RUNNING.value,
+        PollRun.pid.not_in(list(alive_pids) or [-1]),
+    )
+    stmt = update(PollRun).where(running).values(status=RunStatus.INCOMPLETE.value, finished_at=now)
+    return len(conn.execute(stmt.returning(PollRun.id)).all())

@@ -1,0 +1,177 @@
+"""The tables, as typed SQLAlchemy 2.0 ORM classes.
+
+Current state (``hosts``, ``current_status``, ``findings``) grows with the fleet; ``status_history`` grows with
+change, ``daily_rollups`` with days x distinct states, ``kms_host_stats`` with KMS hosts x polls. Nothing here
+grows with hosts x polls, so a large fleet polled hourly stays a small database. Enum columns store the
+``models.enums`` values as plain strings.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base
+
+
+def host_fk() -> ForeignKey:
+    """A fresh foreign key to ``hosts.id`` (a ForeignKey object can belong to one column only)."""
+    return ForeignKey("hosts.id", ondelete="CASCADE")
+
+
+class Host(Base):
+    """A machine as the inventory names it, plus what the latest polls said about it.
+
+    The activation columns summarise the host's Windows product (the worst one, should it carry several),
+    so fleet-wide counts read one table; ``current_status`` keeps every product's detail.
+    """
+
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    port: Mapped[int | None]
+    scheme: Mapped[str | None] = mapped_column(String(8))
+    site: Mapped[str | None] = mapped_column(Text, index=True)
+    tags: Mapped[str | None] = mapped_column(Text)
+    computer_name: Mapped[str | None] = mapped_column(Text)
+    domain: Mapped[str | None] = mapped_column(Text)
+    fqdn: Mapped[str | None] = mapped_column(Text, index=True)
+    os_caption: Mapped[str | None] = mapped_column(Text, index=True)
+    os_version: Mapped[str | None] = mapped_column(String(64))
+    product_type: Mapped[str | None] = mapped_column(String(16), index=True)
+    clock_skew_s: Mapped[float | None]
+    activation_type: Mapped[str | None] = mapped_column(String(16), index=True)
+    license_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(10), index=True)
+    grace_minutes: Mapped[int | None]
+    kms_host: Mapped[str | None] = mapped_column(Text)
+    kms_fqdn: Mapped[str | None] = mapped_column(Text, index=True)
+    status_observed_at: Mapped[datetime | None]
+    first_seen: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_failure_class: Mapped[str | None] = mapped_column(String(16), index=True)
+    last_failure_reason: Mapped[str | None] = mapped_column(Text)
+    last_run_id: Mapped[int | None]
+
+
+class CurrentStatus(Base):
+    """One row per host and Windows product: the latest activation state read from it."""
+
+    __tablename__ = "current_status"
+
+    host_id: Mapped[int] = mapped_column(host_fk(), primary_key=True)
+    product_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    activation_type: Mapped[str] = mapped_column(String(16))
+    license_status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(10))
+    error_source: Mapped[str | None] = mapped_column(String(8))
+    grace_minutes: Mapped[int | None]
+    partial_key: Mapped[str | None] = mapped_column(String(5))
+    product_name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    kms_machine: Mapped[str | None] = mapped_column(Text)
+    kms_port: Mapped[int | None]
+    discovered_kms_machine: Mapped[str | None] = mapped_column(Text)
+    discovered_kms_port: Mapped[int | None]
+    observed_at: Mapped[datetime]
+
+
+class HostFinding(Base):
+    """The current verdict of one diagnostic check on one host, with its evidence."""
+
+    __tablename__ = "findings"
+
+    host_id: Mapped[int] = mapped_column(host_fk(), primary_key=True)
+    check: Mapped[str] = mapped_column(String(32), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(8))
+    summary: Mapped[str] = mapped_column(Text)
+    related_code: Mapped[str | None] = mapped_column(String(10))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    observed_at: Mapped[datetime]
+
+
+class KmsHostStat(Base):
+    """A KMS host's counters as read by one poll."""
+
+    __tablename__ = "kms_host_stats"
+    __table_args__ = (UniqueConstraint("host_id", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(host_fk())
+    observed_at: Mapped[datetime]
+    current_count: Mapped[int]
+    total_requests: Mapped[int | None]
+    failed_requests: Mapped[int | None]
+    licensed_requests: Mapped[int | None]
+    non_genuine_requests: Mapped[int | None]
+    listening_port: Mapped[int | None]
+    dns_publishing: Mapped[bool | None] = mapped_column(Boolean)
+    listening: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class StatusHistory(Base):
+    """A row each time a host's license status, activation type or error code changed."""
+
+    __tablename__ = "status_history"
+    __table_args__ = (
+        UniqueConstraint("host_id", "changed_at"),
+        Index("ix_status_history_changed_at", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host_id: Mapped[int] = mapped_column(host_fk())
+    changed_at: Mapped[datetime]
+    license_status: Mapped[str] = mapped_column(String(16))
+    activation_type: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(10))
+
+
+class DailyRollup(Base):
+    """Hosts per day x license status x activation type x error code x poll failure ('' = none or unknown)."""
+
+    __tablename__ = "daily_rollups"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    license_status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    activation_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    error_code: Mapped[str] = mapped_column(String(10), primary_key=True)
+    failure_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    host_count: Mapped[int] = mapped_column(Integer)
+
+
+class PollRun(Base):
+    """One run of a collector (one shard): when, how many hosts, how it ended."""
+
+    __tablename__ = "poll_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    collector: Mapped[str] = mapped_column(Text)
+    shard: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int | None]
+    hosts_total: Mapped[int] = mapped_column(default=0)
+    succeeded: Mapped[int] = mapped_column(default=0)
+    failed_dns: Mapped[int] = mapped_column(default=0)
+    failed_refused: Mapped[int] = mapped_column(default=0)
+    failed_timeout: Mapped[int] = mapped_column(default=0)
+    failed_auth: Mapped[int] = mapped_column(default=0)
+    failed_tls: Mapped[int] = mapped_column(default=0)
+    failed_protocol: Mapped[int] = mapped_column(default=0)
+
+
+class AppliedBatch(Base):
+    """Result batches already written, so replaying a spooled batch counts nothing twice."""
+
+    __tablename__ = "applied_batches"
+
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[int | None]
+    applied_at: Mapped[datetime]

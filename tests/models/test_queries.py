@@ -1,0 +1,164 @@
+"""The query layer on a seeded fleet, on both backends: the numbers the dashboard and the CLI show."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from models import queries
+from models.enums import ActivationType, FailureClass, LicenseStatus
+from models.filters import HostFilter
+from models.seed import HOSTILE_NAME, HOSTILE_SITE, SEED_EXPECTED, seed_fleet
+
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def seeded(engine: Engine) -> Engine:
+    with engine.begin() as conn:
+        seed_fleet(conn, now=NOW, days=3)
+    return engine
+
+
+def test_empty_then_not(engine: Engine) -> None:
+    with engine.connect() as conn:
+        assert queries.fleet_is_empty(conn)
+    with engine.begin() as conn:
+        seed_fleet(conn, now=NOW, days=1)
+    with engine.connect() as conn:
+        assert not queries.fleet_is_empty(conn)
+
+
+def test_fleet_summary_counts_the_seeded_fleet(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        summary = queries.fleet_summary(conn, now=NOW, stale_after=timedelta(hours=2))
+    assert summary.hosts == SEED_EXPECTED["hosts"]
+    assert summary.failing == SEED_EXPECTED["failing"]
+    assert summary.unreachable == SEED_EXPECTED["unreachable"]
+    assert summary.stale == SEED_EXPECTED["unreachable"]
+    assert summary.activated + summary.in_grace + summary.unlicensed == summary.hosts
+    assert summary.previous["hosts"] == SEED_EXPECTED["hosts"]
+    assert summary.change("unreachable") == SEED_EXPECTED["unreachable"]
+    assert summary.change("failing") is not None and summary.change("failing") > 0
+    assert summary.change("stale") is None
+
+
+def test_failures_by_code_match_the_seed_with_titles(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        frame = queries.failures_by_code(conn, HostFilter())
+    assert dict(zip(frame.error_code, frame.hosts, strict=True)) == SEED_EXPECTED["by_code"]
+    assert frame.hosts.is_monotonic_decreasing
+    assert all(title and "unknown" not in title.lower() for title in frame.title)
+
+
+def test_failures_by_code_respect_the_filter(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        frame = queries.failures_by_code(conn, HostFilter(activation_types=(ActivationType.MAK,)))
+    assert frame.error_code.tolist() == ["0xC004C003"]
+
+
+def test_failures_by_activation_type(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        frame = queries.failures_by_activation_type(conn, HostFilter())
+    by_type = frame.groupby("activation_type").hosts.sum().to_dict()
+    assert by_type == {"KMS client": 14, "MAK": 2}
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        (HostFilter(), SEED_EXPECTED["hosts"]),
+        (HostFilter(error_codes=("0xC004F074",)), 5),
+        (HostFilter(error_codes=("0xC004F074", "0xC004F038")), 9),
+        (HostFilter(failure_classes=(FailureClass.TIMEOUT,)), 1),
+        (HostFilter(license_statuses=(LicenseStatus.OOB_GRACE,)), 7),
+        (HostFilter(sites=(HOSTILE_SITE,)), 1),
+        (HostFilter(search="KMS0"), 3),
+        (HostFilter(search="%"), 0),
+        (HostFilter(stale_hours=1), SEED_EXPECTED["unreachable"]),
+        (HostFilter(unactivated_only=True), SEED_EXPECTED["failing"] + SEED_EXPECTED["unreachable"]),
+    ],
+)
+def test_host_count_by_filter(seeded: Engine, flt: HostFilter, expected: int) -> None:
+    with seeded.connect() as conn:
+        assert queries.host_count(conn, flt, now=NOW) == expected
+
+
+def test_host_page_lists_failures_first_with_resolution_links(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        page = queries.host_page(conn, HostFilter(), limit=10)
+        second = queries.host_page(conn, HostFilter(), limit=10, offset=10)
+    assert len(page) == 10 and page.error_code.notna().all()
+    assert page.resolution_url.str.startswith("https://learn.microsoft.com/").all()
+    assert not set(page.host) & set(second.host)
+
+
+def test_host_page_keeps_hostile_text_verbatim(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        page = queries.host_page(conn, HostFilter(search="onerror"))
+    assert page.computer_name.tolist() == [HOSTILE_NAME]
+    assert page.site.tolist() == [HOSTILE_SITE]
+
+
+def test_kms_hosts_with_states_and_clients(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        frame = queries.kms_hosts(conn).set_index("computer_name")
+    assert frame.loc["KMS01", "state"] == "all"
+    assert frame.loc["KMS02", "state"] == "servers"
+    assert frame.loc["KMS03", "state"] == "none"
+    assert frame.loc["KMS02", "clients"] == 4 and frame.loc["KMS02", "failing_clients"] == 4
+    assert frame.loc["KMS01", "failing_clients"] == 7
+
+
+def test_kms_host_counts_and_history(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        counts = queries.kms_host_counts(conn)
+        history = queries.kms_count_history(conn, "10.1.0.11")
+    assert counts["kms02.corp.example"].current_count == 12
+    assert len(history) == 3
+
+
+def test_trend_from_rollups(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        trend = queries.activation_trend(conn, days=30, today=NOW.date())
+    assert len(trend) == 3
+    assert (trend.activated + trend.not_activated == SEED_EXPECTED["hosts"]).all()
+    assert trend.not_activated.iloc[-1] > trend.not_activated.iloc[0]
+
+
+def test_grace_expiring_soon(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        soon = queries.grace_expiring(conn, within_days=14)
+    assert soon.grace_days_remaining.tolist() == [3.0] + [13.9] * 9
+
+
+def test_runs_and_last_completed_run(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        last = queries.last_completed_run(conn)
+        runs = queries.poll_runs(conn)
+    assert last is not None and last.started_at == NOW and last.duration_s == 42
+    assert len(runs) == 3 and runs.failed.iloc[0] == SEED_EXPECTED["unreachable"]
+
+
+def test_host_detail_and_history(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        detail = queries.host_detail(conn, "10.1.1.106")
+        missing = queries.host_detail(conn, "no-such-host")
+        history = queries.host_history(conn, "10.1.1.106")
+    assert missing is None
+    assert detail is not None and detail.row.error_code == "0xC004F038"
+    assert [f.check for f in detail.findings] == ["kms_count"]
+    assert detail.findings[0].evidence["required"] == 25
+    assert detail.products[0].partial_key == "3V66T"
+    assert history.error_code.iloc[-1] == "0xC004F038"
+
+
+def test_code_counts_and_filter_options(seeded: Engine) -> None:
+    with seeded.connect() as conn:
+        counts = queries.code_counts(conn)
+        options = queries.filter_options(conn)
+    assert counts == SEED_EXPECTED["by_code"]
+    assert "Taipei" in options.sites and HOSTILE_SITE in options.sites
+    assert set(options.error_codes) == set(SEED_EXPECTED["by_code"])
