@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Select, case, distinct, exists, func, select
+from sqlalchemy import Connection, Select, case, exists, func, select
 
 from knowledge.codes import lookup
 from knowledge.kms import kms_state
@@ -76,7 +76,10 @@ def fleet_summary(conn: Connection, *, now: datetime, stale_after: timedelta) ->
             _count_if(stale),
         )
     ).one()
-    return FleetSummary(*(int(v) for v in row), previous=_previous_day(conn, now.date()))
+    hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n = (int(v) for v in row)
+    return FleetSummary(
+        hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n, previous=_previous_day(conn, now.date())
+    )
 
 
 def _previous_day(conn: Connection, today: date) -> dict[str, int | None]:
@@ -108,7 +111,7 @@ def failures_by_code(
         .order_by(func.count(Host.id).desc(), Host.error_code)
     ).all()
     frame = pd.DataFrame(
-        [(code, lookup(code, lang).title, n) for code, n in rows], columns=["error_code", "title", "hosts"]
+        [(code, lookup(str(code), lang).title, n) for code, n in rows], columns=["error_code", "title", "hosts"]
     )
     return frame.astype({"hosts": "int64"})
 
@@ -171,7 +174,8 @@ _HOST_COLUMNS = (
 
 def _host_select(flt: HostFilter, now: datetime | None) -> Select[Any]:
     failing_first = case((Host.error_code.is_not(None), 0), (Host.last_failure_class.is_not(None), 1), else_=2)
-    return select(*_HOST_COLUMNS).where(_hosts_where(flt, now)).order_by(failing_first, Host.name)
+    columns: tuple[Any, ...] = _HOST_COLUMNS  # 14 columns: wider than Select's typed tuple forms
+    return select(*columns).where(_hosts_where(flt, now)).order_by(failing_first, Host.name)
 
 
 def iter_host_rows(
@@ -510,7 +514,7 @@ def code_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(
         select(Host.error_code, func.count(Host.id)).where(Host.error_code.is_not(None)).group_by(Host.error_code)
     )
-    return {code: int(n) for code, n in rows}
+    return {str(code): int(n) for code, n in rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,7 +529,7 @@ def filter_options(conn: Connection) -> FilterOptions:
     """The values present in the fleet, for filter widgets."""
 
     def present(column: Any) -> tuple[str, ...]:
-        rows = conn.execute(select(distinct(column)).where(column.is_not(None)).order_by(column)).scalars()
+        rows = conn.execute(select(column).distinct().where(column.is_not(None)).order_by(column)).scalars()
         return tuple(rows)
 
     return FilterOptions(present(Host.site), present(Host.os_caption), present(Host.error_code))

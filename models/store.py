@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from models.enums import ActivationType, FailureClass, LicenseStatus, RunStatus
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, HostResult, ProductState
@@ -38,10 +37,14 @@ NO_KEY_PRODUCT = ProductState(
 )
 
 
-def _insert(conn: Connection, table: Any) -> Insert:
+UpsertInsert = postgresql.Insert | sqlite.Insert
+
+
+def _insert(conn: Connection, table: Any) -> UpsertInsert:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)  # type: ignore[no-any-return]
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

@@ -1,0 +1,190 @@
+"""The activation error-code knowledge base: canonical codes, lookups and links.
+
+This module owns the canonical form of an activation error code (``0xC004F074``: ``0x`` plus eight
+uppercase hex digits), turning every form an administrator pastes or WMI returns into it, and the
+per-language entries loaded lazily from ``knowledge/data/<lang>.toml``. A lookup never raises: an
+unknown or unreadable code gives an explicit entry with ``known=False``. It does not decide which
+code a host reports (that is ``collectors.classify``) nor run any diagnostic check.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+LANGUAGES = ("en", "zh-TW")
+ACTIVATION_TYPES = ("MAK", "KMS client", "KMS host")
+CHECK_NAMES = ("kms_count", "clock_skew", "dns_srv", "kms_port", "grace_expiry", "event_log")
+GENERAL_ARTICLE_URL = (
+    "https://learn.microsoft.com/en-us/troubleshoot/windows-server/"
+    "licensing-and-activation/troubleshoot-activation-error-codes"
+)
+
+_LOCALE_SEGMENTS = {"en": "/en-us/", "zh-TW": "/zh-tw/"}
+_SEVERITY_BIT = 0x80000000
+_UINT32_MAX = 0xFFFFFFFF
+_INT32_MIN = -0x80000000
+_DISPLAY_LIMIT = 64
+
+_HR_PREFIX = re.compile(r"hr\s*=\s*", re.IGNORECASE)
+_PREFIXED_HEX = re.compile(r"0x([0-9a-f]{1,8})", re.IGNORECASE)
+# A bare 8-digit value is read as hex even when it has no letters ("80070005"): the eight-digit
+# decimals it could also be (10,000,000-99,999,999) are never activation results.
+_BARE_HEX = re.compile(r"([0-9a-f]{8})h?", re.IGNORECASE)
+_DECIMAL = re.compile(r"-?[0-9]{1,10}")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One knowledge-base entry in one language; ``known`` is False for the fallback entry."""
+
+    code: str
+    known: bool
+    title: str
+    message: str
+    activation_types: tuple[str, ...]
+    causes: tuple[str, ...]
+    steps: tuple[str, ...]
+    commands: tuple[str, ...]
+    checks: tuple[str, ...]
+    url: str
+    deep_link: str | None
+    lang: str
+
+
+def normalise(value: str | int) -> str | None:
+    """Return the canonical ``0xC004F074`` form of an HRESULT, or None when ``value`` is not one.
+
+    Accepted: hex with or without ``0x`` in any case (bare hex needs all 8 digits, an ``h`` suffix
+    is allowed), the signed decimal WMI returns (-1073418124), the unsigned decimal
+    (3221549172), an ``hr=`` prefix as in Security-SPP events, and surrounding whitespace.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return _from_int(value)
+    if not isinstance(value, str):
+        return None
+    return _from_text(value.strip())
+
+
+def _from_int(value: int) -> str | None:
+    if not _INT32_MIN <= value <= _UINT32_MAX:
+        return None
+    return f"0x{value & _UINT32_MAX:08X}"
+
+
+def _from_text(text: str) -> str | None:
+    prefix = _HR_PREFIX.match(text)
+    if prefix:
+        text = text[prefix.end() :]
+    for pattern in (_PREFIXED_HEX, _BARE_HEX):
+        match = pattern.fullmatch(text)
+        if match:
+            return f"0x{int(match.group(1), 16):08X}"
+    if _DECIMAL.fullmatch(text):
+        return _from_int(int(text))
+    return None
+
+
+def is_failure(code: str | int) -> bool:
+    """True when the severity bit is set; informational ``0x4004....`` codes are not failures."""
+    canonical = normalise(code)
+    return canonical is not None and bool(int(canonical, 16) & _SEVERITY_BIT)
+
+
+def article_url(lang: str = "en") -> str:
+    """Microsoft's activation error-code article in ``lang`` (English for unsupported languages)."""
+    return GENERAL_ARTICLE_URL.replace("/en-us/", _LOCALE_SEGMENTS[_language(lang)], 1)
+
+
+def lookup(value: str | int, lang: str = "en") -> ErrorCode:
+    """The entry for ``value`` in ``lang``; never raises.
+
+    An unreadable value, an informational code or a code missing from the knowledge base gives an
+    entry with ``known=False``, an "Unknown code" title, a message saying which case it is, and
+    the general article URL. Unsupported languages fall back to English.
+    """
+    lang = _language(lang)
+    canonical = normalise(value)
+    if canonical is None:
+        return _unknown(_displayable(value), lang, "unparseable")
+    entry = _entries(lang).get(canonical)
+    if entry is not None:
+        return entry
+    return _unknown(canonical, lang, "message" if is_failure(canonical) else "informational")
+
+
+def all_codes(lang: str = "en") -> tuple[ErrorCode, ...]:
+    """Every known entry in ``lang``, sorted by code."""
+    entries = _entries(_language(lang))
+    return tuple(entries[code] for code in sorted(entries))
+
+
+def codes_for_check(check: str) -> tuple[str, ...]:
+    """Canonical codes whose diagnosis involves the diagnostic check named ``check``."""
+    return tuple(entry.code for entry in all_codes() if check in entry.checks)
+
+
+def _language(lang: str) -> str:
+    wanted = str(lang).strip().replace("_", "-").casefold()
+    return next((known for known in LANGUAGES if known.casefold() == wanted), "en")
+
+
+def _displayable(value: object) -> str:
+    return str(value).strip()[:_DISPLAY_LIMIT]
+
+
+@cache
+def _document(lang: str) -> dict[str, Any]:
+    text = files("knowledge").joinpath("data", f"{lang}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@cache
+def _entries(lang: str) -> dict[str, ErrorCode]:
+    tables: dict[str, dict[str, Any]] = _document(lang)["codes"]
+    return {code: _entry(table, lang) for code, table in tables.items()}
+
+
+def _entry(table: dict[str, Any], lang: str) -> ErrorCode:
+    return ErrorCode(
+        code=table["code"],
+        known=True,
+        title=table["title"],
+        message=table["message"],
+        activation_types=tuple(table["activation_types"]),
+        causes=tuple(table["causes"]),
+        steps=tuple(table["steps"]),
+        commands=tuple(table["commands"]),
+        checks=tuple(table["checks"]),
+        url=f"{article_url(lang)}#{table['anchor']}",
+        deep_link=table["deep_link"] or None,
+        lang=lang,
+    )
+
+
+def _unknown(code: str, lang: str, kind: str) -> ErrorCode:
+    texts: dict[str, Any] = _document(lang)["unknown"]
+    steps = texts["steps"]
+    if kind == "unparseable":
+        # Steps that quote the code make no sense when the input was not a code at all.
+        steps = [step for step in steps if "{code}" not in step]
+    return ErrorCode(
+        code=code,
+        known=False,
+        title=texts["title"],
+        message=texts[kind].replace("{code}", code),
+        activation_types=(),
+        causes=(),
+        steps=tuple(step.replace("{code}", code) for step in steps),
+        commands=(),
+        checks=(),
+        url=article_url(lang),
+        deep_link=None,
+        lang=lang,
+    )

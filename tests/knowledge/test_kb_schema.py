@@ -1,0 +1,87 @@
+"""Both knowledge-base files follow one schema, so every consumer can rely on every key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from knowledge.codes import ACTIVATION_TYPES, CHECK_NAMES
+
+LANGS = ("en", "zh-TW")
+ALLOWED_TYPES = {"MAK", "KMS client", "KMS host"}
+ALLOWED_CHECKS = {"kms_count", "clock_skew", "dns_srv", "kms_port", "grace_expiry", "event_log"}
+TEXT_KEYS = ("title", "message")
+LIST_KEYS = ("activation_types", "causes", "steps", "commands", "checks")
+REQUIRED_KEYS = {"code", "anchor", "deep_link", *TEXT_KEYS, *LIST_KEYS}
+CANONICAL = re.compile(r"0x[0-9A-F]{8}")
+LOCALE = {"en": "/en-us/", "zh-TW": "/zh-tw/"}
+
+
+def test_module_constants_match_the_shared_vocabulary():
+    assert set(ACTIVATION_TYPES) == ALLOWED_TYPES
+    assert set(CHECK_NAMES) == ALLOWED_CHECKS
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_table_has_exactly_the_schema_keys(documents, lang):
+    for name, table in documents[lang]["codes"].items():
+        assert set(table) == REQUIRED_KEYS, name
+        assert table["code"] == name
+        assert CANONICAL.fullmatch(name), name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_value_types_and_non_empty_texts(documents, lang):
+    for name, table in documents[lang]["codes"].items():
+        for key in TEXT_KEYS:
+            assert isinstance(table[key], str) and table[key].strip(), (name, key)
+        for key in LIST_KEYS:
+            assert isinstance(table[key], list), (name, key)
+            assert all(isinstance(item, str) and item.strip() for item in table[key]), (name, key)
+        assert table["steps"], name
+        assert table["causes"], name
+        assert table["activation_types"], name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_activation_types_and_checks_come_from_the_allowed_sets(documents, lang):
+    order = list(ACTIVATION_TYPES)
+    for name, table in documents[lang]["codes"].items():
+        types = table["activation_types"]
+        assert set(types) <= ALLOWED_TYPES, name
+        assert types == sorted(types, key=order.index), f"{name}: keep MAK, KMS client, KMS host order"
+        assert set(table["checks"]) <= ALLOWED_CHECKS, name
+        assert len(set(table["checks"])) == len(table["checks"]), name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_anchors_start_with_the_lower_case_code(documents, lang):
+    for name, table in documents[lang]["codes"].items():
+        assert table["anchor"].startswith(name.lower() + "-"), name
+        assert re.fullmatch(r"[0-9a-z-]+", table["anchor"]), name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_deep_links_are_learn_pages_in_the_file_language(documents, lang):
+    for name, table in documents[lang]["codes"].items():
+        link = table["deep_link"]
+        if link:
+            assert link.startswith("https://learn.microsoft.com" + LOCALE[lang]), name
+            assert "#" not in link, name
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_listed_command_is_used_in_a_step(documents, lang):
+    for name, table in documents[lang]["codes"].items():
+        steps = "\n".join(table["steps"])
+        for command in table["commands"]:
+            assert command in steps, (name, command)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_fallback_texts_exist(documents, lang):
+    unknown = documents[lang]["unknown"]
+    for key in ("title", "message", "informational", "unparseable"):
+        assert "{code}" in unknown[key] or key == "title", key
+    assert unknown["steps"]
