@@ -12,7 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from models.db import make_engine, upgrade
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["simulator.pytest_plugin"]
 
 PG_URL = os.environ.get("ACTIVATION_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -1,0 +1,396 @@
+"""The asyncio server: one WinRM listener per simulated host, plus KMS ports and a DNS responder.
+
+A hand-written HTTP/1.1 keep-alive server (POST ``/wsman`` only) with per-connection NTLM state,
+Basic auth, optional TLS chosen per host address, and the per-host faults: latency, silence,
+401 with valid credentials, 500 SOAP fault, truncated / malformed / oversized / slow-drip replies,
+and an untrusted certificate. ``FleetServer`` runs inside one event loop; ``testing.py`` and the
+CLI put that loop in a thread or the main process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from typing import Any, Final
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+from simulator import soap
+from simulator.auth import (
+    CHALLENGE_HEADERS,
+    ENCRYPTED_CONTENT_TYPE,
+    AuthError,
+    Credentials,
+    NtlmConnection,
+    NtlmUserFile,
+    parse_authorization,
+)
+from simulator.cim import HostContext
+from simulator.fleet import FleetPlan
+from simulator.scenario import Host
+from simulator.wsman import WsmanService
+
+MAX_BODY: Final = 4 * 1024 * 1024
+SOAP_CONTENT_TYPE: Final = "application/soap+xml;charset=UTF-8"
+OVERSIZED_BYTES: Final = 24 * 1024 * 1024
+DRIP_CHUNK: Final = 16
+DRIP_INTERVAL_S: Final = 1.0
+
+
+class HttpError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str = SOAP_CONTENT_TYPE
+
+    def encode(self) -> bytes:
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+                  411: "Length Required", 413: "Request Entity Too Large", 500: "Internal Server Error"}  # fmt: skip
+        lines = [f"HTTP/1.1 {self.status} {reason.get(self.status, 'Error')}", "Server: Microsoft-HTTPAPI/2.0",
+                 f"Date: {formatdate(usegmt=True)}", f"Content-Length: {len(self.body)}"]  # fmt: skip
+        if self.body:
+            lines.append(f"Content-Type: {self.content_type}")
+        lines += [f"{k}: {v}" for k, v in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+async def read_request(reader: asyncio.StreamReader) -> HttpRequest | None:
+    """One request from a keep-alive connection, or None when the client closed it."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial.strip():
+            raise HttpError(400) from exc
+        return None
+    except asyncio.LimitOverrunError as exc:
+        raise HttpError(400) from exc
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        raise HttpError(400)
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return HttpRequest(parts[0], parts[1], headers, await _read_body(reader, headers))
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        raise HttpError(411)
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError as exc:
+        raise HttpError(400) from exc
+    if length < 0 or length > MAX_BODY:
+        raise HttpError(413)
+    return await reader.readexactly(length) if length else b""
+
+
+@dataclass
+class _Connection:
+    ntlm: NtlmConnection | None = None
+
+
+class TlsMaterial:
+    """Server certificates per address, issued on first use by the fleet CA (or an untrusted one)."""
+
+    def __init__(self) -> None:
+        import trustme  # only HTTPS fleets need it
+
+        self.ca = trustme.CA(organization_name="Activation Monitor simulated fleet")
+        self.rogue_ca = trustme.CA(organization_name="Untrusted simulated CA")
+        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+
+    def ca_pem(self) -> bytes:
+        return self.ca.cert_pem.bytes()
+
+    def context_for(self, address: str, untrusted: bool) -> ssl.SSLContext:
+        key = (address, untrusted)
+        if key not in self._contexts:
+            ca = self.rogue_ca if untrusted else self.ca
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert(address, "localhost").configure_cert(context)
+            self._contexts[key] = context
+        return self._contexts[key]
+
+
+class FleetServer:
+    """Every listener of one fleet, sharing one ``WsmanService`` and one set of counters."""
+
+    def __init__(
+        self,
+        plan: FleetPlan,
+        creds: Credentials,
+        *,
+        tls: TlsMaterial | None = None,
+        latency_ms: int = 0,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        service: WsmanService | None = None,
+    ) -> None:
+        self.plan = plan
+        self.creds = creds
+        self.tls = tls
+        self.latency_ms = latency_ms
+        self.now = now
+        self.service = service or WsmanService()
+        self.stats: Counter[str] = Counter()
+        self.host_requests: Counter[str] = Counter()
+        self._servers: list[asyncio.Server] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._dns: asyncio.DatagramTransport | None = None
+        self._ntlm_token: int | None = None
+
+    async def start(self) -> None:
+        """Bind every listener; raises ``OSError`` when an address or port is taken."""
+        self._ntlm_token = NtlmUserFile.register(self.creds)
+        for host in self.plan.bound_hosts():
+            await self._listen(host)
+        listening = self.plan.listening_kms()
+        for fqdn_name, address in self.plan.kms_addresses().items():
+            if fqdn_name in listening:
+                self._servers.append(await asyncio.start_server(_kms_accept, address, self.plan.ports.kms))
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: DnsResponder(self.plan), local_addr=("127.0.0.1", self.plan.ports.dns)
+        )
+        self._dns = transport
+
+    async def _listen(self, host: Host) -> None:
+        address = self.plan.addresses[host.name]
+
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._connection(reader, writer, host.name, address)
+
+        server = await asyncio.start_server(handler, address, self.plan.port_for(host), backlog=256)
+        self._servers.append(server)
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        if self._dns is not None:
+            self._dns.close()
+        if self._ntlm_token is not None:
+            NtlmUserFile.unregister(self._ntlm_token)
+            self._ntlm_token = None
+
+    # --- one connection ----------------------------------------------------------------------
+
+    async def _connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, address: str
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self.stats["connections"] += 1
+        try:
+            await self._serve(reader, writer, name, address)
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError, OSError):
+            self.stats["connection_errors"] += 1
+        except asyncio.CancelledError:
+            self.stats["cancelled"] += 1  # the server is stopping; the connection just ends
+        except HttpError as exc:
+            with contextlib.suppress(Exception):
+                writer.write(HttpResponse(exc.status, headers=[("Connection", "close")]).encode())
+                await writer.drain()
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, address: str) -> None:
+        host = self.plan.host(name)
+        if host.scheme == "https":
+            if self.tls is None:
+                return
+            await asyncio.wait_for(writer.start_tls(self.tls.context_for(address, host.fault == "tls")), 10)
+        conn = _Connection()
+        while True:
+            request = await read_request(reader)
+            if request is None:
+                return
+            host = self.plan.host(name)
+            self.stats["requests"] += 1
+            self.host_requests[name] += 1
+            if host.fault == "silent":
+                await reader.read()  # never answers; waits for the client to give up
+                return
+            response = self._respond(request, conn, host)
+            await self._send(writer, response, host)
+
+    def _respond(self, request: HttpRequest, conn: _Connection, host: Host) -> HttpResponse:
+        if request.path.split("?", 1)[0].lower() != "/wsman":
+            return HttpResponse(404)
+        if request.method != "POST":
+            return HttpResponse(405)
+        denied = self._authenticate(request, conn, host)
+        if denied is not None:
+            self.stats["unauthorized"] += 1
+            return denied
+        encrypted = request.headers.get("content-type", "").lower().startswith("multipart/encrypted")
+        try:
+            body = conn.ntlm.unwrap(request.body) if encrypted and conn.ntlm else request.body
+        except AuthError:
+            return HttpResponse(400)
+        if encrypted and conn.ntlm is None:
+            return HttpResponse(400)
+        if not body:
+            return HttpResponse(200)
+        status, reply = self._reply(body, host)
+        if encrypted and conn.ntlm is not None:
+            return HttpResponse(status, conn.ntlm.wrap(reply), content_type=ENCRYPTED_CONTENT_TYPE)
+        return HttpResponse(status, reply)
+
+    def _authenticate(self, request: HttpRequest, conn: _Connection, host: Host) -> HttpResponse | None:
+        """None when the request may proceed, else the 401 to send (a challenge or the next NTLM leg)."""
+        header = request.headers.get("authorization")
+        if header is None:
+            accepted = conn.ntlm is not None and conn.ntlm.authenticated
+        else:
+            scheme, value = parse_authorization(header)
+            if scheme in {"negotiate", "ntlm"}:
+                return self._ntlm_leg(conn, header.split(" ", 1)[0], value, host)
+            conn.ntlm = None
+            accepted = scheme == "basic" and self.creds.matches_basic(value)
+        # a host faulted with auth_reject refuses even correct credentials, as a misconfigured listener does
+        return None if accepted and host.fault != "auth_reject" else _challenge()
+
+    def _ntlm_leg(self, conn: _Connection, scheme: str, value: str, host: Host) -> HttpResponse | None:
+        conn.ntlm = conn.ntlm or NtlmConnection(self.creds)
+        try:
+            out = conn.ntlm.step(base64.b64decode(value, validate=True))
+        except (AuthError, binascii.Error):
+            self.stats["auth_failures"] += 1
+            return _challenge()
+        if out is not None:
+            return HttpResponse(401, headers=[("WWW-Authenticate", f"{scheme} {base64.b64encode(out).decode()}")])
+        if host.fault == "auth_reject":
+            conn.ntlm = None
+            return _challenge()
+        return None
+
+    def _reply(self, body: bytes, host: Host) -> tuple[int, bytes]:
+        ctx = HostContext(host, self.now(), self.plan.ports.kms, self.plan.kms_addresses())
+        status, reply = self.service.handle(body, ctx)
+        return _inject(host.fault, status, reply, host)
+
+    async def _send(self, writer: asyncio.StreamWriter, response: HttpResponse, host: Host) -> None:
+        delay = (host.latency_ms + self.latency_ms) / 1000
+        if delay:
+            await asyncio.sleep(delay)
+        data = response.encode()
+        if host.fault != "slow_drip":
+            writer.write(data)
+            await writer.drain()
+            return
+        for start in range(0, len(data), DRIP_CHUNK):
+            writer.write(data[start : start + DRIP_CHUNK])
+            await writer.drain()
+            await asyncio.sleep(DRIP_INTERVAL_S)
+
+
+def _challenge() -> HttpResponse:
+    return HttpResponse(401, headers=list(CHALLENGE_HEADERS))
+
+
+_OVERSIZED: dict[str, bytes] = {}
+
+
+def _inject(fault: str, status: int, reply: bytes, host: Host) -> tuple[int, bytes]:
+    """Damage a reply the way the host's fault says."""
+    if fault == "soap_500":
+        failure = soap.Fault("s:Receiver", "w:InternalError", "The WS-Management service cannot process the request. "
+                             "The WMI service reported a quota violation.", soap.INTERNAL_ERROR,
+                             "Quota violation ")  # fmt: skip
+        return 500, soap.fault_envelope(failure, "", host.computer_name)
+    if fault == "truncated":
+        return status, reply[: max(1, len(reply) * 2 // 3)]
+    if fault == "malformed":
+        return status, reply.replace(b"</s:Body>", b"<w:Items><p:Broken attr=></s:Body>", 1).replace(b"&", b"&&", 1)
+    if fault == "oversized":
+        if "blob" not in _OVERSIZED:
+            _OVERSIZED["blob"] = (
+                reply[: reply.find(b"<s:Body>") + 8] + b"<w:Items>" + b"<w:Item>" * (OVERSIZED_BYTES // 8)
+            )
+        return status, _OVERSIZED["blob"]
+    return status, reply
+
+
+async def _kms_accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+class DnsResponder(asyncio.DatagramProtocol):
+    """Answers SRV ``_vlmcs._tcp.<domain>`` and A queries for the fleet; NXDOMAIN for anything else."""
+
+    def __init__(self, plan: FleetPlan) -> None:
+        self.plan = plan
+        self.records = (plan.srv_records(), plan.a_records())
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint gives a DatagramTransport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            query = dns.message.from_wire(data)
+        except Exception:
+            return
+        if self.transport is not None:
+            self.transport.sendto(answer_dns(query, *self.records, self.plan.ports.kms).to_wire(), addr)
+
+
+def answer_dns(
+    query: dns.message.Message, srv: dict[str, str], a_records: dict[str, str], kms_port: int
+) -> dns.message.Message:
+    """The fleet's answer to one DNS query."""
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    if not query.question:
+        response.set_rcode(dns.rcode.FORMERR)
+        return response
+    question = query.question[0]
+    name = question.name.to_text().rstrip(".").lower()
+    if name in srv and question.rdtype in {dns.rdatatype.SRV, dns.rdatatype.ANY}:
+        target = srv[name]
+        response.answer.append(dns.rrset.from_text(question.name, 300, "IN", "SRV", f"0 0 {kms_port} {target}."))
+        if target in a_records:
+            response.additional.append(dns.rrset.from_text(f"{target}.", 300, "IN", "A", a_records[target]))
+    elif name in a_records and question.rdtype in {dns.rdatatype.A, dns.rdatatype.ANY}:
+        response.answer.append(dns.rrset.from_text(question.name, 300, "IN", "A", a_records[name]))
+    elif name not in srv and name not in a_records:
+        response.set_rcode(dns.rcode.NXDOMAIN)
+    return response

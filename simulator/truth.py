@@ -1,0 +1,149 @@
+"""Ground truth: what a correct monitor must report for each simulated host.
+
+The values follow the shared derivation rules (activation type from the product channel, license
+status from ``LicenseStatus``, error code from ``LicenseStatusReason`` or the newest failing
+Security-SPP event, checks from the fleet's KMS counts, DNS records, listeners and clocks). This
+module derives them from the scenario and the runtime address plan; it is pure and never touches
+the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.codes import (
+    CLOCK_SKEW_LIMIT_S,
+    KMS_CLIENT_THRESHOLD,
+    KMS_SERVER_THRESHOLD,
+    hresult_text,
+    is_failure,
+    license_status_name,
+)
+from simulator.scenario import FAULT_POLL_ERROR, Host, Scenario, fqdn
+
+SPP_ERROR_EVENTS = frozenset({8198, 12288, 12289})
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRow:
+    """One ground-truth record (serialised as a JSON object)."""
+
+    host: str
+    name: str
+    activation_type: str
+    license_status: str
+    error_code: str
+    poll_error: str
+    expected_findings: tuple[str, ...]
+    computer_name: str
+    domain: str
+    site: str
+    product_type: str
+    os: str
+    kms_host: str
+    fault: str
+    grace_minutes: int
+    clock_offset_s: int
+
+    def as_json(self) -> dict[str, Any]:
+        data = {field: getattr(self, field) for field in self.__slots__}
+        data["expected_findings"] = list(self.expected_findings)
+        return data
+
+
+def error_code(host: Host) -> str:
+    """The error code a monitor must show: failing reason, else newest failing SPP event if unlicensed."""
+    if host.activation != "none" and is_failure(host.reason):
+        return hresult_text(host.reason)
+    if host.activation != "none" and host.license_status == 1:
+        return ""
+    events = sorted((e for e in host.events if e.event_code in SPP_ERROR_EVENTS), key=lambda e: e.minutes_ago)
+    for event in events:
+        if is_failure(event.hr):
+            return hresult_text(event.hr)
+    return ""
+
+
+def activation_type(host: Host) -> str:
+    return "unknown" if host.activation == "none" else host.activation
+
+
+def license_status(host: Host) -> str:
+    return "Unlicensed" if host.activation == "none" else license_status_name(host.license_status)
+
+
+def used_kms(host: Host) -> str:
+    """FQDN of the KMS host a KMS client uses: the pinned one, else the discovered one."""
+    if host.activation != "KMS client":
+        return ""
+    return (host.kms_machine or host.discovered_kms).lower()
+
+
+class FleetFacts:
+    """Lookups over the whole scenario that per-host checks need."""
+
+    def __init__(self, scenario: Scenario, listening_kms: frozenset[str]) -> None:
+        self.kms_by_fqdn = {fqdn(h): h for h in scenario.hosts if h.kms is not None}
+        self.srv = {d.name.lower() for d in scenario.domains if d.srv_target}
+        self.listening_kms = listening_kms
+
+    def kms_count(self, name: str) -> int | None:
+        host = self.kms_by_fqdn.get(name)
+        return None if host is None or host.kms is None else host.kms.current_count
+
+
+def findings(host: Host, facts: FleetFacts) -> tuple[str, ...]:
+    """Names of the checks whose verdict must be ``fail`` for this host."""
+    result = []
+    kms = used_kms(host)
+    if kms:
+        count = facts.kms_count(kms)
+        needed = KMS_CLIENT_THRESHOLD if host.product_type == "workstation" else KMS_SERVER_THRESHOLD
+        if count is not None and count < needed:
+            result.append("kms_count")
+    if abs(host.clock_offset_s) > CLOCK_SKEW_LIMIT_S:
+        result.append("clock_skew")
+    if host.activation == "KMS client" and host.domain.lower() not in facts.srv:
+        result.append("dns_srv")
+    if kms and kms not in facts.listening_kms:
+        result.append("kms_port")
+    if license_status(host) == "Notification":
+        result.append("grace_expiry")
+    return tuple(result)
+
+
+def truth_rows(
+    scenario: Scenario,
+    inventory_hosts: Mapping[str, str],
+    kms_port: int,
+    listening_kms: frozenset[str],
+) -> list[TruthRow]:
+    """One row per host; ``inventory_hosts`` maps scenario name -> the inventory ``host`` value."""
+    facts = FleetFacts(scenario, listening_kms)
+    return [_row(host, inventory_hosts[host.name], kms_port, facts) for host in scenario.hosts]
+
+
+def _row(host: Host, inventory_host: str, kms_port: int, facts: FleetFacts) -> TruthRow:
+    from simulator.cim import os_caption  # the caption text lives with the instance builder
+
+    kms = used_kms(host)
+    return TruthRow(
+        host=inventory_host,
+        name=host.name,
+        activation_type=activation_type(host),
+        license_status=license_status(host),
+        error_code=error_code(host),
+        poll_error=FAULT_POLL_ERROR[host.fault],
+        expected_findings=findings(host, facts),
+        computer_name=host.computer_name,
+        domain=host.domain,
+        site=host.site,
+        product_type=host.product_type,
+        os=os_caption(host),
+        kms_host=f"{kms}:{kms_port}" if kms else "",
+        fault=host.fault,
+        grace_minutes=host.grace_minutes,
+        clock_offset_s=host.clock_offset_s,
+    )

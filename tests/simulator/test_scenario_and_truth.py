@@ -1,0 +1,211 @@
+"""Generated fleets, the scenario schema, WQL, and ground truth agreeing with what the hosts serve."""
+
+# ruff: noqa: S608 - replies come from our own simulator; the queries are WQL, not SQL
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from simulator import generator, scenario, truth, wql
+from simulator.cim import HostContext, Instance, Prop, instances
+from simulator.codes import CODE_PROFILES, hresult_text
+from tests.simulator.conftest import props, protocol, wql_items
+
+WINDOWS = "55c92734-d682-4d71-983e-d6ec3f16059f"
+STATUS = ["Unlicensed", "Licensed", "OOBGrace", "OOTGrace", "NonGenuineGrace", "Notification", "ExtendedGrace"]
+
+
+def test_generation_is_deterministic_and_sized():
+    first, second = generator.generate(200, 11), generator.generate(200, 11)
+    assert first == second and len(first.hosts) == 200
+    assert generator.generate(200, 12) != first
+
+
+def test_a_large_fleet_covers_all_30_codes_and_every_kms_band():
+    fleet = generator.generate(400, 3)
+    codes = {truth.error_code(h) for h in fleet.hosts}
+    assert {hresult_text(p.code) for p in CODE_PROFILES} <= codes
+    counts = [h.kms.current_count for h in fleet.hosts if h.kms is not None and h.license_status == 1]
+    assert any(c < 5 for c in counts) and any(5 <= c < 25 for c in counts) and any(c >= 25 for c in counts)
+    licensed = sum(1 for h in fleet.hosts if h.license_status == 1 and h.activation != "none")
+    assert licensed > len(fleet.hosts) * 0.7
+    assert sum("mak-near-limit" in h.tags for h in fleet.hosts) >= 1
+
+
+def test_failures_are_staged_with_their_causes():
+    fleet = generator.generate(600, 9)
+    facts = truth.FleetFacts(fleet, frozenset(scenario.fqdn(h) for h in fleet.hosts if h.kms and h.kms.listening))
+    for host in fleet.hosts:
+        code, found = truth.error_code(host), truth.findings(host, facts)
+        if code == "0xC004F06C":
+            assert "clock_skew" in found
+        if code in {"0x8007232B", "0x8007251D", "0x80092328", "0x8007007B"}:
+            assert "dns_srv" in found
+        if code in {"0x800706BA", "0xC004F039", "0xC004F074"} and host.activation == "KMS client":
+            assert "kms_port" in found
+        if code == "0xC004F038":
+            assert "kms_count" in found
+
+
+def test_scenario_round_trips_through_json(tmp_path: Path):
+    fleet = generator.generate(80, 2)
+    path = tmp_path / "fleet.json"
+    scenario.save(fleet, path)
+    assert scenario.load(path) == fleet
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["hosts"][0].update(license_status=9), r"\$\.hosts\[0\]\.license_status"),
+        (lambda d: d["hosts"][0].update(edition="win95"), r"\$\.hosts\[0\]\.edition"),
+        (lambda d: d["hosts"][1].update(colour="red"), r"\$\.hosts\[1\]: unknown field"),
+        (lambda d: d["hosts"][0].pop("domain"), r"\$\.hosts\[0\]\.domain: required"),
+        (lambda d: d["steps"].append({"changes": [{"host": "nobody", "set": {}}]}), r"no host named 'nobody'"),
+    ],
+)
+def test_schema_errors_name_the_bad_field(mutate, message):
+    data = scenario.to_data(generator.generate(20, 1))
+    mutate(data)
+    with pytest.raises(scenario.ScenarioError, match=message):
+        scenario.from_data(data)
+
+
+def _inst(**values) -> Instance:
+    return Instance("X", tuple(Prop(k, "uint32" if isinstance(v, int) else "string", v) for k, v in values.items()))
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        ("A = 1", [0]),
+        ("A <> 1", [1, 2]),
+        ("A >= 2 AND B = 'x'", [1]),
+        ("B IS NULL", [2]),
+        ("B IS NOT NULL AND (A = 1 OR A = 3)", [0]),
+        ("NOT A < 2", [1, 2]),
+        ("B <> null", [0, 1]),
+        ("b = 'X'", [0, 1]),
+        ("2 < A", [2]),
+    ],
+)
+def test_wql_where_clauses(where, expected):
+    rows = [_inst(A=1, B="x"), _inst(A=2, B="X"), _inst(A=3, B=None)]
+    found = wql.run(wql.parse(f"SELECT * FROM X WHERE {where}"), rows)
+    assert [rows.index(r) for r in found] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SELECT FROM X",
+        "SELECT * FROM",
+        "SELECT * FROM X WHERE A LIKE 'a%'",
+        "SELECT * FROM X, Y",
+        "SELECT * FROM X WHERE (A = 1",
+        "UPDATE X SET A = 1",
+    ],
+)
+def test_wql_outside_the_subset_is_refused(text):
+    with pytest.raises(wql.WqlError):
+        wql.parse(text)
+
+
+def test_every_class_answers_for_every_generated_host():
+    from datetime import UTC, datetime
+
+    for host in generator.generate(60, 4).hosts:
+        ctx = HostContext(host, datetime.now(UTC))
+        for name in (
+            "SoftwareLicensingProduct",
+            "SoftwareLicensingService",
+            "Win32_OperatingSystem",
+            "Win32_ComputerSystem",
+            "Win32_NTLogEvent",
+        ):
+            assert instances(name, ctx)
+
+
+def _derive(items: list[dict], service: dict, events: list[dict]) -> tuple[str, str, str]:
+    """The shared derivation rules, applied to what a host serves (written independently of truth.py)."""
+    windows = [i for i in items if i["ApplicationID"] == [WINDOWS] and i["PartialProductKey"] != [None]]
+    if not windows:
+        return "unknown", "Unlicensed", _event_code(events)
+    product = windows[0]
+    channel = product["ProductKeyChannel"][0] or ""
+    description = product["Description"][0]
+    if (
+        channel == "Volume:CSVLK"
+        or re.search(r"VOLUME_KMS_(?!CLIENT)", description)
+        or service["IsKeyManagementServiceMachine"] != ["0"]
+    ):
+        kind = "KMS host"
+    elif channel == "Volume:GVLK":
+        kind = "AD-based" if product["ADActivationObjectName"][0] else "KMS client"
+    else:
+        kind = {"Volume:MAK": "MAK", "Retail": "Retail"}.get(
+            channel, "OEM" if channel.startswith("OEM:") else "unknown"
+        )
+    status = STATUS[int(product["LicenseStatus"][0])]
+    reason = int(product["LicenseStatusReason"][0])
+    if reason & 0x80000000:
+        return kind, status, f"0x{reason:08X}"
+    return kind, status, "" if status == "Licensed" else _event_code(events)
+
+
+def _event_code(events: list[dict]) -> str:
+    for event in sorted(events, key=lambda e: e["TimeGenerated"][0], reverse=True):
+        match = re.search(r"hr=0x([0-9A-Fa-f]{8})", event["Message"][0])
+        if match and int(match.group(1), 16) & 0x80000000:
+            return "0x" + match.group(1).upper()
+    return ""
+
+
+def test_truth_matches_what_each_reachable_host_serves(sim_fleet):
+    checked = 0
+    for row in sim_fleet.truth:
+        if row["poll_error"]:
+            continue
+        p = protocol(sim_fleet, row["name"], transport="basic")
+        items = [props(i) for i in wql_items(p, "SELECT * FROM SoftwareLicensingProduct")]
+        [service] = [props(i) for i in wql_items(p, "SELECT * FROM SoftwareLicensingService")]
+        events = [
+            props(i)
+            for i in wql_items(
+                p,
+                "SELECT * FROM Win32_NTLogEvent WHERE SourceName = "
+                "'Microsoft-Windows-Security-SPP' AND (EventCode = 8198 OR "
+                "EventCode = 12288 OR EventCode = 12289)",
+            )
+        ]
+        assert _derive(items, service, events) == (row["activation_type"], row["license_status"], row["error_code"]), (
+            row
+        )
+        checked += 1
+    assert checked >= 40
+
+
+def test_truth_file_rows_have_the_contract_fields(sim_fleet):
+    rows = json.loads(sim_fleet.truth_path.read_text(encoding="utf-8"))
+    needed = {
+        "host",
+        "activation_type",
+        "license_status",
+        "error_code",
+        "poll_error",
+        "expected_findings",
+        "computer_name",
+        "domain",
+        "site",
+        "product_type",
+        "os",
+        "kms_host",
+    }
+    assert all(needed <= set(r) for r in rows)
+    inventory = sim_fleet.inventory_path.read_text(encoding="utf-8").splitlines()
+    assert inventory[0] == "host,port,scheme,transport,credential,site,tags"
+    assert len(inventory) - 1 == len(rows)
