@@ -1,0 +1,130 @@
+"""Blocks of the Host detail page: current state, findings with evidence, history and codes to fix.
+
+Everything a host reported (names, descriptions, reasons, evidence) reaches the screen through
+``st.dataframe`` cells or ``st.text``, never through Markdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from models.enums import Severity
+from models.queries import FindingRow, HostDetail
+from ui import tables, views
+from ui.i18n import t
+
+SEVERITY_ORDER = {Severity.FAIL.value: 0, Severity.WARN.value: 1, Severity.INFO.value: 2, Severity.OK.value: 3}
+
+
+def state(found: HostDetail) -> None:
+    """The headline state, the identity table and, when the last poll failed, why."""
+    row = found.row
+    columns = st.columns(4)
+    columns[0].metric(t("License status"), t(row.license_status or "unknown"))
+    columns[1].metric(t("Activation type"), t(row.activation_type or "unknown"))
+    columns[2].metric(t("Error code"), row.error_code or "-", help=row.error_title or None)
+    last_seen = (row.last_seen_utc or "").replace("T", " ").removesuffix("Z")[:16]
+    columns[3].metric(t("Last successful poll"), last_seen or t("never"), help="UTC")
+    if row.poll_error:
+        st.warning(t("Last poll failed ({cls})").format(cls=row.poll_error.split(":", 1)[0]))
+        st.text(row.poll_error)
+    identity = identity_frame(found)
+    st.dataframe(identity, hide_index=True, key="identity_table", height=tables.table_height(len(identity)))
+    if found.products:
+        st.dataframe(products_frame(found), hide_index=True, key="products_table")
+
+
+def identity_frame(found: HostDetail) -> pd.DataFrame:
+    row = found.row
+    pairs = [
+        (t("host"), row.host),
+        (t("computer name"), row.computer_name),
+        (t("domain"), row.domain),
+        ("FQDN", found.fqdn),
+        (t("site"), row.site),
+        (t("OS"), " ".join(x for x in (row.os, found.os_version) if x)),
+        (t("product type"), row.product_type),
+        (t("KMS host"), row.kms_host),
+        (t("grace days left"), _text(row.grace_days_remaining)),
+        (t("Clock skew (s)"), "" if found.clock_skew_s is None else f"{found.clock_skew_s:.1f}"),
+        (t("Last attempt"), views.when(found.last_attempt_at)),
+        ("tags", ", ".join(found.tags)),
+    ]
+    return pd.DataFrame([(k, _text(v)) for k, v in pairs], columns=[t("Current state"), ""])
+
+
+def products_frame(found: HostDetail) -> pd.DataFrame:
+    rows = [
+        (
+            p.product_name,
+            p.channel,
+            p.activation_type,
+            p.license_status,
+            p.error_code,
+            p.partial_key,
+            _kms_address(p.kms_machine or p.discovered_kms_machine, p.kms_port or p.discovered_kms_port),
+        )
+        for p in found.products
+    ]
+    headers = ["product", "channel", "activation type", "license status", "error", "partial key", "KMS host"]
+    return pd.DataFrame(rows, columns=[t(h) for h in headers])
+
+
+def _kms_address(machine: str | None, port: int | None) -> str:
+    return f"{machine}:{port}" if machine and port else machine or ""
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return views.when(value)
+    return str(value)
+
+
+def evidence_text(evidence: Mapping[str, Any]) -> str:
+    """``key: value`` pairs in one line, the way the evidence column shows them."""
+    return "; ".join(f"{key}: {value}" for key, value in evidence.items())
+
+
+def findings_frame(rows: Iterable[FindingRow]) -> pd.DataFrame:
+    ordered = sorted(rows, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.check))
+    data = [
+        (t(f.check), t(f.severity), f.summary, f.related_code or "", evidence_text(f.evidence or {})) for f in ordered
+    ]
+    return pd.DataFrame(data, columns=[t("check"), t("severity"), t("summary"), t("error"), t("evidence")])
+
+
+def findings(found: HostDetail) -> None:
+    if not found.findings:
+        st.info(t("No diagnosis recorded."))
+        return
+    shown = findings_frame(found.findings)
+    wide = {
+        t("summary"): st.column_config.TextColumn(width="large"),
+        t("evidence"): st.column_config.TextColumn(width="large"),
+    }
+    st.dataframe(shown, hide_index=True, key="findings_table", column_config=wide)
+
+
+def history_frame(history: pd.DataFrame) -> pd.DataFrame:
+    return history.rename(
+        columns={
+            "changed_at": t("changed"),
+            "license_status": t("license status"),
+            "activation_type": t("activation type"),
+            "error_code": t("error"),
+        }
+    )
+
+
+def codes_to_fix(found: HostDetail) -> list[str]:
+    """The host's error code, then the codes its failing findings point at, without repeats."""
+    codes = [found.row.error_code] if found.row.error_code else []
+    codes += [f.related_code for f in found.findings if f.related_code and f.severity == Severity.FAIL.value]
+    return list(dict.fromkeys(codes))

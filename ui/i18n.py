@@ -1,0 +1,252 @@
+"""The dashboard's words in English and Traditional Chinese, and the current language.
+
+English text is the key: ``t("Hosts")`` returns it unchanged in English and looks it up in ``ZH_TW``
+otherwise, so a missing translation shows English rather than nothing. The language lives in session
+state (key ``lang``) and in the URL (``?lang=zh-TW``); ``ui.context`` keeps the two in step. The knowledge
+base carries its own translations; this module owns only the interface's words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import streamlit as st
+
+DEFAULT_LANGUAGE = "en"
+LANGUAGES = ("en", "zh-TW")
+LANGUAGE_NAMES: Mapping[str, str] = {"en": "English", "zh-TW": "繁體中文"}
+LANG_KEY = "lang"
+
+ZH_TW: Mapping[str, str] = {
+    # navigation and frame
+    "Activation Monitor": "啟用狀態監控",
+    "Fleet": "機群",
+    "Reference": "參考",
+    "Overview": "總覽",
+    "KMS hosts": "KMS 主機",
+    "Hosts": "主機",
+    "Host detail": "主機詳細資料",
+    "Error codes": "錯誤碼",
+    "Poll runs": "輪詢紀錄",
+    "First run": "開始使用",
+    "Language": "語言",
+    "Data refreshes every {s} seconds.": "資料每 {s} 秒自動更新。",
+    "The database cannot be read: {reason}": "無法讀取資料庫：{reason}",
+    # sign-in
+    "Sign in": "登入",
+    "Sign out": "登出",
+    "Password": "密碼",
+    "Wrong password.": "密碼錯誤。",
+    "Sign in to see the fleet.": "請先登入才能檢視機群。",
+    "Signed in as {who}": "已登入：{who}",
+    "This account is not allowed to use the dashboard.": "此帳號不得使用本儀表板。",
+    # overview
+    "Hosts known": "已知主機",
+    "Activated": "已啟用",
+    "In grace": "寬限期中",
+    "Notification / unlicensed": "通知模式／未授權",
+    "Failing": "發生錯誤",
+    "Unreachable": "無法連線",
+    "Stale since {h} h": "超過 {h} 小時未更新",
+    "Change since the previous day": "與前一天相比的變化",
+    "Failures by error code": "依錯誤碼統計的失敗",
+    "Click a bar to list those hosts.": "點選長條即可列出這些主機。",
+    "{n} more codes are listed on the Error codes page.": "另有 {n} 個錯誤碼列於「錯誤碼」頁面。",
+    "Failures by activation type": "依啟用類型統計的失敗",
+    "Activated vs not activated": "已啟用與未啟用",
+    "Grace periods expiring within {d} days": "{d} 天內到期的寬限期",
+    "No grace period ends within {d} days.": "{d} 天內沒有到期的寬限期。",
+    "Last completed poll run": "最近完成的輪詢",
+    "No poll run has completed yet.": "尚未有完成的輪詢。",
+    "{ok} of {total} hosts read in {s:.0f} s": "{s:.0f} 秒內讀取 {ok}／{total} 部主機",
+    "No failures.": "沒有失敗。",
+    "No history yet: the trend fills in as daily rollups accumulate.": "尚無歷史資料：每日彙總累積後即會顯示趨勢。",
+    # charts
+    "hosts": "主機數",
+    "day": "日期",
+    "error code": "錯誤碼",
+    "activation type": "啟用類型",
+    "license status": "授權狀態",
+    "activated": "已啟用",
+    "not activated": "未啟用",
+    "current count": "目前計數",
+    "observed": "觀察時間",
+    "servers (5)": "伺服器 (5)",
+    "clients (25)": "用戶端 (25)",
+    "run": "輪詢",
+    "succeeded": "成功",
+    # KMS hosts
+    "No KMS host has been polled yet.": "尚未輪詢到任何 KMS 主機。",
+    "Count against the activation thresholds": "計數與啟用門檻",
+    "A KMS host activates servers from a count of 5 and client PCs from 25; the count stops at 50.": (
+        "KMS 主機的計數達 5 即可啟用伺服器，達 25 才能啟用用戶端電腦；計數上限為 50。"
+    ),
+    "serves neither": "兩者皆無法啟用",
+    "servers only": "僅能啟用伺服器",
+    "servers and clients": "可啟用伺服器與用戶端",
+    "Count over time": "計數變化",
+    "KMS host": "KMS 主機",
+    "No count history for this host yet.": "此主機尚無計數紀錄。",
+    # table columns
+    "host": "主機",
+    "computer name": "電腦名稱",
+    "domain": "網域",
+    "site": "站台",
+    "OS": "作業系統",
+    "product type": "產品類型",
+    "error": "錯誤",
+    "error title": "錯誤說明",
+    "grace days left": "剩餘寬限天數",
+    "last seen (UTC)": "最後讀取 (UTC)",
+    "poll failure": "輪詢失敗",
+    "resolution": "解決方式",
+    "details": "詳細資料",
+    "count": "計數",
+    "state": "狀態",
+    "requests": "要求數",
+    "failed requests": "失敗要求",
+    "licensed requests": "已授權要求",
+    "non-genuine requests": "非正版要求",
+    "port": "連接埠",
+    "DNS publishing": "DNS 發佈",
+    "listening": "接聽中",
+    "clients": "用戶端",
+    "failing clients": "失敗的用戶端",
+    "FQDN": "完整網域名稱",
+    "started": "開始",
+    "finished": "結束",
+    "duration (s)": "耗時（秒）",
+    "collector": "收集器",
+    "shard": "分片",
+    "status": "狀態",
+    "hosts tried": "嘗試主機數",
+    "grace ends (days)": "寬限期剩餘（天）",
+    "yes": "是",
+    "no": "否",
+    "open": "開啟",
+    "how to fix": "修正方法",
+    "view": "檢視",
+    # hosts page
+    "Error code": "錯誤碼",
+    "Activation type": "啟用類型",
+    "License status": "授權狀態",
+    "Site": "站台",
+    "Product type": "產品類型",
+    "Poll failure": "輪詢失敗類別",
+    "Not read for at least (hours)": "至少幾小時未成功讀取",
+    "Search host name": "搜尋主機名稱",
+    "Only unactivated hosts": "僅顯示未啟用的主機",
+    "Page": "頁",
+    "{n} hosts": "{n} 部主機",
+    "Page {page} of {pages}": "第 {page} 頁，共 {pages} 頁",
+    "Download CSV of unactivated hosts": "下載未啟用主機 CSV",
+    "The CSV lists the unactivated hosts that match these filters.": "CSV 會列出符合這些篩選條件的未啟用主機。",
+    "Ignored filter values that are not allowed:": "已忽略不允許的篩選值：",
+    "No host matches these filters.": "沒有符合篩選條件的主機。",
+    "Clear filters": "清除篩選",
+    # host detail
+    "Choose a host": "選擇主機",
+    "Host not found.": "找不到主機。",
+    "Current state": "目前狀態",
+    "Diagnosis": "診斷",
+    "Status timeline": "狀態時間軸",
+    "Resolution steps": "解決步驟",
+    "check": "檢查項目",
+    "severity": "嚴重性",
+    "summary": "摘要",
+    "evidence": "證據",
+    "changed": "變更時間",
+    "No diagnosis recorded.": "沒有診斷紀錄。",
+    "No status changes recorded.": "沒有狀態變更紀錄。",
+    "Last poll failed ({cls})": "最近一次輪詢失敗（{cls}）",
+    "Last successful poll": "最近成功輪詢",
+    "Last attempt": "最近嘗試",
+    "never": "從未",
+    "Products": "產品",
+    "product": "產品",
+    "channel": "通道",
+    "partial key": "部分金鑰",
+    "Open the knowledge-base entry": "開啟知識庫條目",
+    "Clock skew (s)": "時鐘偏差（秒）",
+    # error codes
+    "Knowledge base": "知識庫",
+    "Find a code": "尋找錯誤碼",
+    "Message": "訊息",
+    "Applies to": "適用於",
+    "Causes": "原因",
+    "Commands": "命令",
+    "Microsoft article": "Microsoft 文章",
+    "Hosts with this code now: {n}": "目前有此錯誤碼的主機：{n} 部",
+    "List these hosts": "列出這些主機",
+    "Unknown code {code}: it is not in the knowledge base.": "未知的錯誤碼 {code}：知識庫中沒有此代碼。",
+    "All codes": "所有錯誤碼",
+    "code": "錯誤碼",
+    "title": "標題",
+    "hosts now": "目前主機數",
+    # poll runs
+    "No poll run recorded yet.": "尚無輪詢紀錄。",
+    "Hosts read and failed per run": "每次輪詢的成功與失敗主機數",
+    # first run
+    "Welcome to Activation Monitor": "歡迎使用啟用狀態監控",
+    "The database is empty: no host has been polled yet.": "資料庫是空的：尚未輪詢任何主機。",
+    "Point the collector at an inventory": "將收集器指向主機清單",
+    "Or try it with a demo fleet": "或使用示範機群試用",
+    "Load the demo fleet": "載入示範機群",
+    "Demo hosts": "示範主機數",
+    "Loading the demo fleet…": "正在載入示範機群…",
+    "The demo fleet is loaded.": "示範機群已載入。",
+    "The demo loader is not available: {reason}": "無法使用示範載入程式：{reason}",
+    "Loading the demo fleet failed: {reason}": "載入示範機群失敗：{reason}",
+    # failure classes, in words
+    "dns": "DNS 解析失敗",
+    "refused": "連線被拒",
+    "timeout": "逾時",
+    "auth": "驗證失敗",
+    "tls": "TLS 憑證錯誤",
+    "protocol": "通訊協定錯誤",
+    # vocabulary values shown as labels
+    "Licensed": "已授權",
+    "Unlicensed": "未授權",
+    "OOBGrace": "初始寬限期",
+    "OOTGrace": "額外寬限期",
+    "NonGenuineGrace": "非正版寬限期",
+    "Notification": "通知模式",
+    "ExtendedGrace": "延長寬限期",
+    "KMS client": "KMS 用戶端",
+    "Retail": "零售",
+    "AD-based": "AD 型啟用",
+    "unknown": "未知",
+    "workstation": "工作站",
+    "server": "伺服器",
+    "dc": "網域控制站",
+    "ok": "正常",
+    "info": "資訊",
+    "warn": "警告",
+    "fail": "失敗",
+    "running": "執行中",
+    "complete": "已完成",
+    "incomplete": "未完成",
+    "kms_count": "KMS 計數",
+    "clock_skew": "時鐘偏差",
+    "dns_srv": "DNS SRV 紀錄",
+    "kms_port": "KMS 連接埠",
+    "grace_expiry": "寬限期到期",
+}
+
+TABLES: Mapping[str, Mapping[str, str]] = {"zh-TW": ZH_TW}
+
+
+def normalise_language(value: str | None, default: str = DEFAULT_LANGUAGE) -> str:
+    """Return ``value`` when it is a supported language code, else ``default``."""
+    return value if value in LANGUAGES else default
+
+
+def current_language() -> str:
+    """The language of this session (set by ``ui.context.select_language``)."""
+    return normalise_language(st.session_state.get(LANG_KEY))
+
+
+def t(text: str, lang: str | None = None) -> str:
+    """Translate an English interface string into ``lang`` (default: the session's language)."""
+    table = TABLES.get(lang or current_language())
+    return table.get(text, text) if table else text
