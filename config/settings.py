@@ -9,6 +9,7 @@ settings; ``collectors.credentials`` reads those.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,10 @@ from sqlalchemy.exc import ArgumentError
 
 ENV_PREFIX = "ACTIVATION_"
 CONFIG_ENV = "ACTIVATION_CONFIG"
-DEFAULT_CONFIG_FILE = Path("config/activation-monitor.toml")
+# Defaults are anchored to the project folder, so `streamlit run /opt/am/dashboard.py` from anywhere
+# finds the same configuration and database.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "activation-monitor.toml"
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql")
 
 
@@ -34,8 +38,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
-    db_url: str = Field("", description="Database URL; empty means a SQLite file in data_dir.")
-    data_dir: Path = Field(Path("data"), description="Folder for the embedded SQLite database and the spool.")
+    db_url: str = Field("", repr=False, description="Database URL; empty means a SQLite file in data_dir.")
+    data_dir: Path = Field(PROJECT_ROOT / "data", description="Folder for the embedded SQLite database and the spool.")
     inventory_path: Path | None = Field(None, description="Inventory file (CSV or YAML) polled by default.")
     concurrency: int = Field(64, gt=0, le=4096, description="Hosts polled at the same time.")
     timeout_s: float = Field(30.0, gt=0, description="Wall-clock deadline for one host, all round trips.")
@@ -50,9 +54,13 @@ class Settings(BaseSettings):
     poll_interval_s: int = Field(3600, gt=0, description="Default interval for `poll --watch`.")
     refresh_s: int = Field(180, ge=10, description="Dashboard auto-refresh and query cache lifetime, seconds.")
     language: Literal["en", "zh-TW"] = Field("en", description="Default dashboard language.")
-    secrets_file: Path = Field(Path(".secrets/credentials.env"), description="Git-ignored credentials file.")
+    secrets_file: Path = Field(
+        PROJECT_ROOT / ".secrets" / "credentials.env", description="Git-ignored credentials file."
+    )
     spool_dir: Path | None = Field(None, description="Spool for results while the database is down.")
-    auth_password: SecretStr | None = Field(None, description="Dashboard sign-in password; unset means none.")
+    auth_password: SecretStr | None = Field(
+        None, min_length=8, description="Dashboard sign-in password (8 characters or more); unset means none."
+    )
     collector_name: str | None = Field(None, description="Name recorded on poll runs; defaults to the host name.")
 
     @field_validator("db_url")
@@ -68,6 +76,11 @@ class Settings(BaseSettings):
         if value:
             parse_host_port(value, default_port=53)
         return value or None
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for messages and logs."""
+        return mask_url(self.database_url)
 
     @property
     def database_url(self) -> str:
@@ -96,18 +109,31 @@ class Settings(BaseSettings):
 def _validate_db_url(value: str) -> None:
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ValueError("not a database URL (e.g. sqlite:///data/am.db or postgresql+psycopg://...)") from None
     if url.get_backend_name() not in SUPPORTED_DB_SCHEMES:
         raise ValueError(f"unsupported database {url.get_backend_name()!r}; use sqlite or postgresql")
 
 
+def mask_url(url: str) -> str:
+    """A database URL fit for a message: the password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
 def parse_host_port(value: str, *, default_port: int) -> tuple[str, int]:
-    """Split ``host:port``; raises ``ValueError`` with a short reason."""
-    host, sep, port_text = value.rpartition(":")
-    if not sep:
+    """Split ``host:port``, ``[v6]:port`` or a bare host or IPv6 address; raises ``ValueError``."""
+    bracketed = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::([0-9]{1,5}))?", value)
+    if bracketed:
+        host, port_text = bracketed.group(1), bracketed.group(2) or str(default_port)
+    elif value.count(":") > 1:
         host, port_text = value, str(default_port)
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    else:
+        host, _, port_text = value.partition(":")
+        port_text = port_text or str(default_port)
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
         raise ValueError(f"expected host:port, got {value!r}")
     return host, int(port_text)
 
@@ -120,13 +146,18 @@ def load_settings(
     path = config_file or Path(env.get(CONFIG_ENV, "") or DEFAULT_CONFIG_FILE)
     values = _read_config_file(path, required=config_file is not None or bool(env.get(CONFIG_ENV)))
     for name in Settings.model_fields:
-        if _env_name(name) in env:
-            values[name] = env[_env_name(name)]
+        raw = env.get(_env_name(name))
+        if raw is not None and (raw.strip() or name not in BLANK_MEANS_UNSET):
+            values[name] = raw
     values.update(overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, path)) from None
+
+
+# An empty environment variable means "unset" for these; a blank sign-in password is an error instead.
+BLANK_MEANS_UNSET = frozenset({"inventory_path", "dns_server", "ca_bundle", "spool_dir", "collector_name"})
 
 
 def _env_name(field: str) -> str:
@@ -155,10 +186,14 @@ def _one_line(exc: ValidationError, path: Path) -> str:
         message = f"{key}: unknown setting (in {path} or {_env_name(key)})"
     else:
         got = first.get("input")
-        shown = "" if key == "auth_password" else f", got {got!r}"
+        shown = "" if key == "auth_password" else f", got {_shown(key, got)!r}"
         message = f"{key} ({_env_name(key)}): {_reason(first['msg'])}{shown}"
     more = len(errors) - 1
     return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _shown(key: str, value: Any) -> Any:
+    return mask_url(value) if key == "db_url" and isinstance(value, str) else value
 
 
 def _reason(msg: str) -> str:

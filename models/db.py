@@ -7,12 +7,15 @@ Alembic, so the dashboard and the collector can both call it at start.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +50,35 @@ def alembic_config() -> Config:
     return config
 
 
+MIGRATION_LOCK = 0x41_4D_4D_47  # pg_advisory_xact_lock key: one migrator at a time
+
+
 def upgrade(engine: Engine) -> None:
-    """Migrate the database to the newest schema; does nothing on an up-to-date one."""
+    """Migrate the database to the newest schema; does nothing on an up-to-date one.
+
+    Collectors and dashboards may all start at once against an empty database: on PostgreSQL they queue on
+    an advisory lock, on SQLite on a lock file beside the database, so exactly one of them migrates.
+    """
     config = alembic_config()
-    with engine.begin() as connection:
+    with _sqlite_migration_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    with Path(database + ".migrate-lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def open_database(url: str) -> Engine:

@@ -11,6 +11,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 from typing import BinaryIO
 
 from sqlalchemy import Connection
@@ -76,12 +77,12 @@ def write_rows(rows: Iterable[HostRow], out: BinaryIO) -> int:
         text.detach()
 
 
-def write_csv(conn: Connection, flt: HostFilter, out: BinaryIO) -> int:
+def write_csv(conn: Connection, flt: HostFilter, out: BinaryIO, *, now: datetime | None = None) -> int:
     """Stream the filtered unactivated hosts as CSV into ``out``; returns the number of rows."""
-    return write_rows(iter_host_rows(conn, export_filter(flt)), out)
+    return write_rows(iter_host_rows(conn, export_filter(flt), now=now), out)
 
 
-def csv_bytes(conn: Connection, flt: HostFilter) -> bytes:
+def csv_bytes(conn: Connection, flt: HostFilter, *, now: datetime | None = None) -> bytes:
     buffer = io.BytesIO()
-    write_csv(conn, flt, buffer)
+    write_csv(conn, flt, buffer, now=now)
     return buffer.getvalue()

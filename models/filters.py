@@ -7,13 +7,14 @@ form back without ever raising: values outside the allow-lists are returned as r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, func, or_, true
+from sqlalchemy import ColumnElement, and_, or_, true
 
 from knowledge.codes import normalise
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
@@ -52,13 +53,7 @@ class HostFilter:
             cutoff = now - timedelta(hours=self.stale_hours)
             parts.append(or_(Host.last_success_at.is_(None), Host.last_success_at < cutoff))
         if self.search:
-            needle = self.search.lower()
-            parts.append(
-                or_(
-                    func.lower(Host.name).contains(needle, autoescape=True),
-                    func.lower(func.coalesce(Host.computer_name, "")).contains(needle, autoescape=True),
-                )
-            )
+            parts.append(Host.search_key.contains(self.search.casefold(), autoescape=True))
         if self.unactivated_only:
             parts.append(UNACTIVATED)
         return and_(true(), *parts)
@@ -103,13 +98,14 @@ class HostFilter:
         for key, name in PARAM_FIELDS.items():
             parse = _PARSERS[name]
             accepted = []
-            for raw in params.get(key, ()):
+            raw_values = params.get(key, ())
+            for raw in [raw_values] if isinstance(raw_values, str) else raw_values:
                 parsed = parse(raw)
                 (accepted.append(parsed) if parsed is not None else rejected.append(f"{key}={raw[:40]}"))
             values[name] = tuple(dict.fromkeys(accepted))
         values["stale_hours"] = _parse_stale(_first(params, "stale"), rejected)
         values["search"] = (_first(params, "q") or "").strip()[:MAX_TEXT]
-        values["unactivated_only"] = (_first(params, "unactivated") or "") in ("1", "true", "yes")
+        values["unactivated_only"] = (_first(params, "unactivated") or "").lower() in ("1", "true", "yes")
         return cls(**values), rejected
 
     def is_empty(self) -> bool:
@@ -160,13 +156,15 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 def _first(params: Mapping[str, Sequence[str]], key: str) -> str | None:
     values = params.get(key, ())
+    if isinstance(values, str):
+        return values
     return values[0] if values else None
 
 
 def _parse_stale(raw: str | None, rejected: list[str]) -> int | None:
     if raw is None or raw == "":
         return None
-    if raw.isdigit() and 0 < int(raw) <= MAX_STALE_HOURS:
+    if re.fullmatch(r"[0-9]{1,5}", raw) and 0 < int(raw) <= MAX_STALE_HOURS:
         return int(raw)
     rejected.append(f"stale={raw[:40]}")
     return None

@@ -164,7 +164,7 @@ _HOST_COLUMNS = (
     Host.activation_type,
     Host.license_status,
     Host.error_code,
-    Host.grace_minutes,
+    Host.grace_ends_at,
     Host.kms_host,
     Host.last_success_at,
     Host.last_failure_class,
@@ -191,12 +191,18 @@ def iter_host_rows(
     stmt = _host_select(flt, now).offset(offset)
     if limit is not None:
         stmt = stmt.limit(limit)
-    for row in conn.execution_options(yield_per=2000).execute(stmt):
-        yield _host_row(row, lang)
+    moment = now or _now()
+    for row in conn.execute(stmt.execution_options(yield_per=2000)):
+        yield _host_row(row, lang, moment)
 
 
-def _host_row(row: Any, lang: str) -> HostRow:
-    (computer, name, domain, site, os_caption, ptype, atype, status, code, grace, kms, seen, fclass, reason) = row
+def grace_days(ends: datetime | None, now: datetime) -> float | None:
+    """Days left in a grace period, aged from the poll that read it; negative once it has ended."""
+    return None if ends is None else round((ends - now).total_seconds() / 86400, 1)
+
+
+def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
+    (computer, name, domain, site, os_caption, ptype, atype, status, code, ends, kms, seen, fclass, reason) = row
     entry = lookup(code, lang) if code else None
     return HostRow(
         computer_name=computer,
@@ -209,7 +215,7 @@ def _host_row(row: Any, lang: str) -> HostRow:
         license_status=status,
         error_code=code,
         error_title=entry.title if entry else None,
-        grace_days_remaining=round(grace / MINUTES_PER_DAY, 1) if grace else None,
+        grace_days_remaining=grace_days(ends, now),
         kms_host=kms,
         last_seen_utc=seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None,
         poll_error=f"{fclass}: {reason}" if fclass else None,
@@ -355,16 +361,22 @@ def activation_trend(conn: Connection, *, days: int = 90, today: date | None = N
     return pd.DataFrame(rows, columns=["day", "activated", "not_activated"])
 
 
-def grace_expiring(conn: Connection, *, within_days: int, limit: int = 200) -> pd.DataFrame:
-    """Hosts whose grace or volume-activation period ends within ``within_days`` days, soonest first."""
+def grace_expiring(
+    conn: Connection, *, within_days: int, limit: int = 200, now: datetime | None = None
+) -> pd.DataFrame:
+    """Hosts whose grace or volume-activation period ends within ``within_days`` days (or has already
+    ended since the last successful poll), soonest first."""
+    moment = now or _now()
     rows = conn.execute(
-        select(Host.name, Host.activation_type, Host.license_status, Host.grace_minutes)
-        .where(Host.grace_minutes > 0, Host.grace_minutes <= within_days * MINUTES_PER_DAY)
-        .order_by(Host.grace_minutes, Host.name)
+        select(Host.name, Host.activation_type, Host.license_status, Host.grace_ends_at)
+        .where(Host.grace_ends_at <= moment + timedelta(days=within_days))
+        .order_by(Host.grace_ends_at, Host.name)
         .limit(limit)
     ).all()
-    frame = pd.DataFrame(rows, columns=["host", "activation_type", "license_status", "grace_minutes"])
-    frame["grace_days_remaining"] = (frame.pop("grace_minutes") / MINUTES_PER_DAY).round(1)
+    frame = pd.DataFrame(
+        [(name, kind, status, grace_days(ends, moment)) for name, kind, status, ends in rows],
+        columns=["host", "activation_type", "license_status", "grace_days_remaining"],
+    )
     return frame
 
 
@@ -465,9 +477,10 @@ class HostDetail:
     findings: tuple[FindingRow, ...]
 
 
-def host_detail(conn: Connection, host: str, *, lang: str = "en") -> HostDetail | None:
+def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime | None = None) -> HostDetail | None:
     """Everything known about one host, or None when the name is not in the database."""
     row = conn.execute(select(*_HOST_COLUMNS, Host.id).where(Host.name == host)).one_or_none()
+    moment = now or _now()
     if row is None:
         return None
     extra = conn.execute(
@@ -482,7 +495,7 @@ def host_detail(conn: Connection, host: str, *, lang: str = "en") -> HostDetail 
     finding_cols = [getattr(HostFinding, f.name) for f in fields(FindingRow)]
     found = conn.execute(select(*finding_cols).where(HostFinding.host_id == row.id).order_by(HostFinding.check))
     return HostDetail(
-        row=_host_row(tuple(row)[:-1], lang),
+        row=_host_row(tuple(row)[:-1], lang, moment),
         os_version=extra[0],
         fqdn=extra[1],
         tags=tuple(t for t in (extra[2] or "").split(";") if t),

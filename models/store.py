@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select, update
@@ -55,18 +55,26 @@ def _chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 def upsert_inventory(conn: Connection, targets: Sequence[HostIdentity], *, now: datetime) -> None:
     """Create or refresh hosts from the inventory (address, site, tags); activation state is untouched."""
     rows = [
-        {"name": t.name, "port": t.port, "scheme": t.scheme, "site": t.site, "tags": ";".join(t.tags) or None}
+        {
+            "name": t.name,
+            "port": t.port,
+            "scheme": t.scheme,
+            "site": t.site,
+            "tags": ";".join(t.tags) or None,
+            "first_seen": now,
+            "search_key": search_key(t.name),
+        }
         for t in targets
     ]
     if not rows:
         return
-    stmt = _insert(conn, Host).values(first_seen=bindparam("first_seen"))
+    stmt = _insert(conn, Host)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Host.name],
         set_={c: stmt.excluded[c] for c in ("port", "scheme", "site", "tags")},
     )
     for chunk in _chunks(rows):
-        conn.execute(stmt, [{**row, "first_seen": now} for row in chunk])
+        conn.execute(stmt, list(chunk))
 
 
 def start_run(
@@ -100,7 +108,7 @@ def write_results(
     """Write one batch of results; returns False, writing nothing, when ``batch_id`` was already applied."""
     if not results:
         return True
-    if batch_id is not None and not _claim_batch(conn, batch_id, run_id, max(r.observed_at for r in results)):
+    if batch_id is not None and not _claim_batch(conn, batch_id, run_id):
         return False
     ids = _ensure_hosts(conn, results)
     observations = [r for r in results if isinstance(r, HostObservation)]
@@ -114,8 +122,8 @@ def write_results(
     return True
 
 
-def _claim_batch(conn: Connection, batch_id: str, run_id: int | None, when: datetime) -> bool:
-    stmt = _insert(conn, AppliedBatch).values(batch_id=batch_id, run_id=run_id, applied_at=when)
+def _claim_batch(conn: Connection, batch_id: str, run_id: int | None) -> bool:
+    stmt = _insert(conn, AppliedBatch).values(batch_id=batch_id, run_id=run_id, applied_at=datetime.now(UTC))
     claimed = conn.execute(stmt.on_conflict_do_nothing().returning(AppliedBatch.batch_id))
     return claimed.scalar_one_or_none() is not None
 
@@ -127,7 +135,7 @@ def _ensure_hosts(conn: Connection, results: Sequence[HostResult]) -> dict[str, 
     stmt = _insert(conn, Host).on_conflict_do_nothing(index_elements=[Host.name])
     ids: dict[str, int] = {}
     for chunk in _chunks(names):
-        conn.execute(stmt, [{"name": n, "first_seen": first[n]} for n in chunk])
+        conn.execute(stmt, [{"name": n, "first_seen": first[n], "search_key": search_key(n)} for n in chunk])
         ids.update(conn.execute(select(Host.name, Host.id).where(Host.name.in_(chunk))).all())
     return ids
 
@@ -169,7 +177,11 @@ def _write_observations(
     conn: Connection, run_id: int | None, observations: Sequence[HostObservation], ids: dict[str, int]
 ) -> None:
     previous = _previous_states(conn, [ids[o.host] for o in observations])
-    fresh = [o for o in observations if _is_newer(o.observed_at, previous.get(ids[o.host]))]
+    newest: dict[str, HostObservation] = {}
+    for o in observations:
+        if o.host not in newest or newest[o.host].observed_at < o.observed_at:
+            newest[o.host] = o
+    fresh = [o for o in newest.values() if _is_newer(o.observed_at, previous.get(ids[o.host]))]
     _record_attempts(conn, run_id, observations, ids)
     if fresh:
         _update_host_summaries(conn, fresh, ids)
@@ -257,8 +269,10 @@ _SUMMARY_FIELDS = (
     "license_status",
     "error_code",
     "grace_minutes",
+    "grace_ends_at",
     "kms_host",
     "kms_fqdn",
+    "search_key",
 )
 
 
@@ -280,7 +294,14 @@ def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
         "grace_minutes": main.grace_minutes,
         "kms_host": kms_target(main),
         "kms_fqdn": (main.kms_machine or main.discovered_kms_machine or "").lower() or None,
+        "grace_ends_at": o.observed_at + timedelta(minutes=main.grace_minutes) if main.grace_minutes else None,
+        "search_key": search_key(o.host, o.computer_name),
     }
+
+
+def search_key(name: str, computer_name: str | None = None) -> str:
+    """What host search matches: both names, case-folded in Python so every backend agrees."""
+    return f"{name}\n{computer_name or ''}".casefold()
 
 
 def _upsert_products(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
@@ -416,8 +437,19 @@ def _count(
     conn.execute(update(PollRun).where(PollRun.id == run_id).values(increments))
 
 
+ROLLUP_LOCK = 0x41_4D_52_4F  # pg_advisory_xact_lock key serialising rollups across collectors
+BATCH_MEMORY = timedelta(days=30)
+
+
 def refresh_rollup(conn: Connection, day: date) -> None:
-    """Recompute one day's rollup (status x type x code x poll failure -> hosts) from current state, in SQL."""
+    """Record the fleet as it stands now as ``day``'s rollup (status x type x code x poll failure -> hosts).
+
+    Call it with today's date at the end of a run; a later run the same day replaces the figures. Shards that
+    finish together take turns, so their delete-then-insert pairs never interleave.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
+    conn.execute(delete(AppliedBatch).where(AppliedBatch.applied_at < datetime.now(UTC) - BATCH_MEMORY))
     conn.execute(delete(DailyRollup).where(DailyRollup.day == day))
     counted = select(
         literal(day).label("day"),
@@ -436,7 +468,7 @@ def mark_abandoned_runs(conn: Connection, *, collector: str, alive_pids: Iterabl
     running = and_(
         PollRun.collector == collector,
         PollRun.status == RunStatus.RUNNING.value,
-        PollRun.pid.not_in(list(alive_pids) or [-1]),
+        or_(PollRun.pid.is_(None), PollRun.pid.not_in(list(alive_pids) or [-1])),
     )
     stmt = update(PollRun).where(running).values(status=RunStatus.INCOMPLETE.value, finished_at=now)
     return len(conn.execute(stmt.returning(PollRun.id)).all())

@@ -33,6 +33,7 @@ class Host(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(Text, unique=True)
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
     port: Mapped[int | None]
     scheme: Mapped[str | None] = mapped_column(String(8))
     site: Mapped[str | None] = mapped_column(Text, index=True)
@@ -48,6 +49,7 @@ class Host(Base):
     license_status: Mapped[str | None] = mapped_column(String(16), index=True)
     error_code: Mapped[str | None] = mapped_column(String(10), index=True)
     grace_minutes: Mapped[int | None]
+    grace_ends_at: Mapped[datetime | None] = mapped_column(index=True)
     kms_host: Mapped[str | None] = mapped_column(Text)
     kms_fqdn: Mapped[str | None] = mapped_column(Text, index=True)
     status_observed_at: Mapped[datetime | None]

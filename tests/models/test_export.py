@@ -47,7 +47,7 @@ def test_export_follows_the_filter(engine: Engine) -> None:
     with engine.begin() as conn:
         seed_fleet(conn, now=NOW, days=1)
     with engine.connect() as conn:
-        exported = rows(csv_bytes(conn, HostFilter(error_codes=("0xC004F038",))))
+        exported = rows(csv_bytes(conn, HostFilter(error_codes=("0xC004F038",)), now=NOW))
     assert {r["error_code"] for r in exported} == {"0xC004F038"}
     first = exported[0]
     assert first["activation_type"] == "KMS client" and first["kms_host"] == "kms02.corp.example:1688"

@@ -48,7 +48,9 @@ def test_sentence_in_both_languages() -> None:
 
 @given(
     st.dictionaries(
-        st.sampled_from(["code", "type", "status", "site", "os", "stale", "q", "x"]),
+        st.sampled_from(
+            ["code", "type", "status", "site", "os", "product", "failure", "stale", "q", "unactivated", "x"]
+        ),
         st.lists(st.text(max_size=300), max_size=3),
     )
 )

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine
 
-from models import queries
+from models import queries, store
 from models.enums import ActivationType, FailureClass, LicenseStatus
 from models.filters import HostFilter
-from models.seed import HOSTILE_NAME, HOSTILE_SITE, SEED_EXPECTED, seed_fleet
+from models.seed import HOSTILE_NAME, HOSTILE_SITE, SEED_EXPECTED, fleet, result_for, seed_fleet
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -88,7 +89,7 @@ def test_host_count_by_filter(seeded: Engine, flt: HostFilter, expected: int) ->
 
 def test_host_page_lists_failures_first_with_resolution_links(seeded: Engine) -> None:
     with seeded.connect() as conn:
-        page = queries.host_page(conn, HostFilter(), limit=10)
+        page = queries.host_page(conn, HostFilter(), limit=10, now=NOW)
         second = queries.host_page(conn, HostFilter(), limit=10, offset=10)
     assert len(page) == 10 and page.error_code.notna().all()
     assert page.resolution_url.str.startswith("https://learn.microsoft.com/").all()
@@ -130,7 +131,7 @@ def test_trend_from_rollups(seeded: Engine) -> None:
 
 def test_grace_expiring_soon(seeded: Engine) -> None:
     with seeded.connect() as conn:
-        soon = queries.grace_expiring(conn, within_days=14)
+        soon = queries.grace_expiring(conn, within_days=14, now=NOW)
     assert soon.grace_days_remaining.tolist() == [3.0] + [13.9] * 9
 
 
@@ -162,3 +163,22 @@ def test_code_counts_and_filter_options(seeded: Engine) -> None:
     assert counts == SEED_EXPECTED["by_code"]
     assert "Taipei" in options.sites and HOSTILE_SITE in options.sites
     assert set(options.error_codes) == set(SEED_EXPECTED["by_code"])
+
+
+def test_grace_is_aged_between_polls_and_expired_hosts_stay_listed(seeded: Engine) -> None:
+    twenty_days_later = NOW + timedelta(days=20)
+    with seeded.connect() as conn:
+        soon = queries.grace_expiring(conn, within_days=14, now=twenty_days_later)
+        page = queries.host_page(conn, HostFilter(search="10.1.1.106"), now=twenty_days_later)
+    assert len(soon) >= 10 and soon.grace_days_remaining.iloc[0] < 0
+    assert page.grace_days_remaining.iloc[0] == pytest.approx(13.9 - 20, abs=0.1)
+
+
+def test_search_folds_case_the_same_on_every_backend(engine: Engine) -> None:
+    with engine.begin() as conn:
+        seed_fleet(conn, now=NOW, days=1)
+        obs = result_for(fleet()[3], NOW)
+        store.write_results(conn, None, [replace(obs, host="10.9.9.9", computer_name="ÉCOLE-Straße-01")])
+    with engine.connect() as conn:
+        counts = [queries.host_count(conn, HostFilter(search=q)) for q in ("école", "ÉCOLE", "STRASSE", "é")]
+    assert counts == [1, 1, 1, 1]

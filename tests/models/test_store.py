@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,10 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 
 from models import store
+from models.db import make_engine, upgrade
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, KmsHostCounters, ProductState
-from models.tables import Base, CurrentStatus, Host, HostFinding, KmsHostStat, PollRun, StatusHistory
+from models.tables import Base, CurrentStatus, DailyRollup, Host, HostFinding, KmsHostStat, PollRun, StatusHistory
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -207,3 +209,41 @@ def test_a_large_batch_is_written_with_a_handful_of_statements(engine: Engine, s
         assert conn.execute(select(func.count()).select_from(Host)).scalar_one() == 1000
     # executemany counts once per call; a per-row design would need thousands
     assert len(statements) < 60, len(statements)
+
+
+def test_two_polls_of_one_host_in_one_batch_end_in_the_newer_state(engine: Engine) -> None:
+    with engine.begin() as conn:
+        store.write_results(conn, None, [observation(at=T0, status=LicenseStatus.LICENSED, code=None)])
+        later = [
+            observation(at=T0 + timedelta(hours=1)),
+            observation(at=T0 + timedelta(hours=2), code=None, status=LicenseStatus.LICENSED),
+        ]
+        store.write_results(conn, None, later)
+    with engine.connect() as conn:
+        assert conn.execute(select(Host.license_status)).scalar_one() == "Licensed"
+        history = conn.execute(select(StatusHistory.license_status)).scalars().all()
+    assert history == ["Licensed"]
+
+
+def test_shards_finishing_together_both_write_their_rollup(pg_url: str) -> None:
+    """Two collectors' end-of-run transactions overlap on PostgreSQL (SQLite serialises writers itself)."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.begin() as conn:
+        store.write_results(conn, None, [observation()])
+    first, second = engine.connect(), engine.connect()
+    first.begin()
+    store.refresh_rollup(first, T0.date())
+    second.begin()
+    worker = threading.Thread(target=store.refresh_rollup, args=(second, T0.date()))
+    worker.start()
+    worker.join(timeout=1)
+    assert worker.is_alive(), "the second shard waits for the first"
+    first.commit()
+    worker.join(timeout=30)
+    second.commit()
+    with engine.connect() as conn:
+        assert conn.execute(select(func.sum(DailyRollup.host_count))).scalar_one() == 1
+    first.close()
+    second.close()
+    engine.dispose()
