@@ -1,0 +1,162 @@
+"""Derives what a host's WMI data means: the activation type of each Windows product, its license
+status and its error code, following the shared derivation rules (docs/collector.md). Pure
+functions over ``parse`` records; probes and findings belong to ``diagnose``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from collectors.parse import LicensingProduct, LicensingService, SppEvent
+from collectors.wmi import WINDOWS_APP_ID
+from models.enums import ActivationType, LicenseStatus
+from models.records import ProductState
+
+SEVERITY_BIT = 0x80000000
+ERROR_SOURCE_STATUS = "status"
+ERROR_SOURCE_EVENT = "event"
+
+_DESCRIPTION_CHANNELS = (
+    ("VOLUME_KMSCLIENT", ActivationType.KMS_CLIENT),
+    ("VOLUME_KMS", ActivationType.KMS_HOST),
+    ("VOLUME_MAK", ActivationType.MAK),
+    ("RETAIL", ActivationType.RETAIL),
+    ("OEM_", ActivationType.OEM),
+)
+
+
+def format_code(value: int) -> str:
+    """The canonical ``0xC004F074`` form of an HRESULT."""
+    return f"0x{value & 0xFFFFFFFF:08X}"
+
+
+def is_error(value: int | None) -> bool:
+    """True for a failure HRESULT (severity bit set); ``0x4004....`` values are informational."""
+    return value is not None and bool(value & SEVERITY_BIT)
+
+
+def windows_products(products: Iterable[LicensingProduct]) -> tuple[LicensingProduct, ...]:
+    """The Windows products with a key installed (the WQL filter, re-checked on our side)."""
+    return tuple(
+        p for p in products if p.partial_key and (p.application_id or WINDOWS_APP_ID).lower() == WINDOWS_APP_ID
+    )
+
+
+def activation_type(product: LicensingProduct, service: LicensingService | None) -> ActivationType:
+    """The activation type from the key channel, the description channel and the service."""
+    channel = (product.channel or "").strip()
+    description = _description_channel(product.description)
+    if channel.lower() == "volume:csvlk" or description is ActivationType.KMS_HOST:
+        return ActivationType.KMS_HOST
+    if product.is_kms_machine or (service is not None and service.is_kms_machine):
+        return ActivationType.KMS_HOST
+    if channel:
+        return _from_channel(channel, product)
+    if description is ActivationType.KMS_CLIENT and product.ad_activation_object:
+        return ActivationType.AD_BASED
+    return description or ActivationType.UNKNOWN
+
+
+def _from_channel(channel: str, product: LicensingProduct) -> ActivationType:
+    lowered = channel.lower()
+    if lowered == "volume:gvlk":
+        return ActivationType.AD_BASED if product.ad_activation_object else ActivationType.KMS_CLIENT
+    if lowered == "volume:mak":
+        return ActivationType.MAK
+    if lowered == "retail":
+        return ActivationType.RETAIL
+    if lowered.startswith("oem:"):
+        return ActivationType.OEM
+    return ActivationType.UNKNOWN
+
+
+def _description_channel(description: str | None) -> ActivationType | None:
+    text = (description or "").upper()
+    for marker, kind in _DESCRIPTION_CHANNELS:
+        if marker in text:
+            return kind
+    return None
+
+
+def license_status(value: int | None) -> LicenseStatus:
+    """``LicenseStatus`` 0-6; a missing or out-of-range value reads as ``Unlicensed``."""
+    try:
+        return LicenseStatus.from_wmi(value if value is not None else 0)
+    except ValueError:
+        return LicenseStatus.UNLICENSED
+
+
+def error_code(
+    product: LicensingProduct, status: LicenseStatus, events: Sequence[SppEvent]
+) -> tuple[str | None, str | None]:
+    """The product's error code and where it came from (``status`` or ``event``), or ``(None, None)``."""
+    if is_error(product.license_status_reason):
+        return format_code(product.license_status_reason or 0), ERROR_SOURCE_STATUS
+    if status is LicenseStatus.LICENSED:
+        return None, None
+    event = latest_failed_event(events)
+    if event is None or event.hresult is None:
+        return None, None
+    return format_code(event.hresult), ERROR_SOURCE_EVENT
+
+
+def latest_failed_event(events: Sequence[SppEvent]) -> SppEvent | None:
+    """The newest SPP event whose HRESULT is a failure."""
+    failed = [e for e in events if is_error(e.hresult)]
+    if not failed:
+        return None
+    return max(failed, key=lambda e: (e.time_generated is not None, e.time_generated, e.record_number))
+
+
+def needs_events(products: Sequence[LicensingProduct]) -> bool:
+    """Whether an error code can only come from the SPP event log (also when no key is installed)."""
+    return not products or any(
+        license_status(p.license_status) is not LicenseStatus.LICENSED and not is_error(p.license_status_reason)
+        for p in products
+    )
+
+
+def product_state(
+    product: LicensingProduct, service: LicensingService | None, events: Sequence[SppEvent]
+) -> ProductState:
+    """Classify one Windows product."""
+    status = license_status(product.license_status)
+    code, source = error_code(product, status, events)
+    return ProductState(
+        product_id=product.id,
+        activation_type=activation_type(product, service),
+        license_status=status,
+        name=product.name,
+        description=product.description,
+        channel=product.channel,
+        error_code=code,
+        error_source=source,
+        grace_minutes=product.grace_minutes,
+        partial_key=product.partial_key,
+        kms_machine=product.kms_machine or (service.kms_machine if service else None),
+        kms_port=product.kms_port or (service.kms_port if service else None),
+        discovered_kms_machine=product.discovered_kms_machine or (service.discovered_kms_machine if service else None),
+        discovered_kms_port=product.discovered_kms_port or (service.discovered_kms_port if service else None),
+    )
+
+
+def no_key_state(events: Sequence[SppEvent]) -> ProductState:
+    """The state of a host with no Windows key installed: ``unknown``, ``Unlicensed``, the newest failed event."""
+    event = latest_failed_event(events)
+    code = format_code(event.hresult) if event is not None and event.hresult is not None else None
+    return ProductState(
+        product_id="",
+        activation_type=ActivationType.UNKNOWN,
+        license_status=LicenseStatus.UNLICENSED,
+        error_code=code,
+        error_source=ERROR_SOURCE_EVENT if code else None,
+    )
+
+
+def product_states(
+    products: Sequence[LicensingProduct], service: LicensingService | None, events: Sequence[SppEvent]
+) -> tuple[ProductState, ...]:
+    """Every Windows product classified; a host without a key gets one ``no_key_state``."""
+    if not products:
+        return (no_key_state(events),)
+    return tuple(product_state(p, service, events) for p in products)

@@ -1,0 +1,380 @@
+"""The ``python -m collectors`` command line: ``poll``, ``export`` and ``demo``.
+
+Thin on purpose: it reads settings once, parses arguments, calls the library (``collectors.poller``,
+``collectors.demo``, ``models.export``) and renders progress and a summary. Exit codes: 0 the run
+completed (hosts may have failed), 1 the run stopped early (interrupted or run deadline), 2 bad
+configuration or inventory, 3 the database is unusable and the spool unwritable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from collectors.credentials import Credential, CredentialError, load_credentials, read_secrets_file, redact
+from collectors.errors import EXPLANATION, InventoryError, SpoolError
+from collectors.inventory import Inventory, load_inventory, parse_shard, select_shard
+from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
+from collectors.poller import Progress as PollProgress
+from collectors.probes import Probes
+from collectors.spool import Spool
+from collectors.wsman import WsmanOptions
+from config.settings import ConfigError, Settings, load_settings
+from models.enums import ActivationType, FailureClass
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+LOG_EVERY_S = 5.0
+
+app = typer.Typer(
+    help="Activation Monitor collector: poll Windows hosts over WinRM and export what was found.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+log = logging.getLogger("collectors")
+
+
+class CliError(Exception):
+    """A problem reported as one line on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(exc: CliError) -> typer.Exit:
+    sys.stderr.write(f"error: {exc}\n")
+    return typer.Exit(exc.code)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+# --- poll ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def poll(
+    inventory: Annotated[Path | None, typer.Option("--inventory", "-i", help="Inventory file (CSV or YAML).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Hosts polled at the same time.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Deadline per host, seconds.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Poll only shard K of N (K/N), a stable hash partition.")] = None,
+    watch: Annotated[float | None, typer.Option(help="Poll again every INTERVAL seconds until stopped.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    force: Annotated[bool, typer.Option(help="Allow CIDR ranges larger than /16.")] = False,
+) -> None:
+    """Poll every host of the inventory and store the results."""
+    try:
+        settings = _settings(db_url=db, concurrency=concurrency, timeout_s=timeout)
+        targets, credentials = _prepare(settings, inventory, shard, force)
+        code = EXIT_OK
+        while True:
+            summary = _run_once(settings, targets, credentials, shard)
+            _report(summary, json_output)
+            code = EXIT_OK if summary.status.value == "complete" else EXIT_INCOMPLETE
+            if watch is None or summary.stopped_by == "interrupted" or not _sleep(watch):
+                break
+    except CliError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(code)
+
+
+def _prepare(
+    settings: Settings, inventory: Path | None, shard: str | None, force: bool
+) -> tuple[tuple[object, ...], dict[str, Credential]]:
+    path = inventory or settings.inventory_path
+    if path is None:
+        raise CliError("no inventory: pass --inventory FILE or set ACTIVATION_INVENTORY_PATH")
+    try:
+        secrets = {**read_secrets_file(settings.secrets_file), **os.environ}
+        loaded = load_inventory(path, force=force, secrets=secrets)
+        credentials = load_credentials({t.credential for t in loaded.targets}, environ=secrets)
+        selected = select_shard(loaded.targets, parse_shard(shard) if shard else None)
+    except (InventoryError, CredentialError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    _configure_logging(credentials.values())
+    _report_problems(loaded)
+    if not loaded.targets:
+        raise CliError(f"{path}: the inventory has no usable hosts")
+    return selected, credentials
+
+
+def _report_problems(inventory: Inventory) -> None:
+    for problem in inventory.problems:
+        log.warning("skipped: %s", problem)
+
+
+def _run_once(
+    settings: Settings, targets: tuple[object, ...], credentials: dict[str, Credential], shard: str | None
+) -> RunSummary:
+    ctx = poll_context(settings, credentials)
+    options = RunOptions(
+        concurrency=settings.concurrency,
+        run_timeout_s=settings.run_timeout_s,
+        collector=settings.collector_name or RunOptions().collector,
+        shard=shard,
+    )
+    with _progress(len(targets)) as on_progress:
+        try:
+            return run_poll(
+                targets,  # type: ignore[arg-type]  # tuple of Target from _prepare
+                ctx,
+                database_url=settings.database_url,
+                spool=Spool(settings.spool_path),
+                options=options,
+                on_progress=on_progress,
+            )
+        except SpoolError as exc:
+            raise CliError(f"database unusable and {exc}", EXIT_DATABASE) from None
+
+
+def poll_context(settings: Settings, credentials: dict[str, Credential]) -> PollContext:
+    """The ``PollContext`` the settings describe (also used by the demo)."""
+    options = WsmanOptions(
+        connect_timeout_s=settings.connect_timeout_s,
+        read_timeout_s=settings.timeout_s,
+        max_reply_bytes=settings.max_reply_bytes,
+        ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
+        verify_tls=not settings.insecure_skip_tls_verify,
+    )
+    if settings.insecure_skip_tls_verify:
+        log.warning("HTTPS certificate validation is OFF (insecure_skip_tls_verify)")
+    return PollContext(
+        credentials=credentials,
+        probes=Probes.for_settings(settings.dns_server, connect_timeout_s=settings.connect_timeout_s),
+        options=options,
+        host_timeout_s=settings.timeout_s,
+        grace_warning_days=settings.grace_warning_days,
+    )
+
+
+def _sleep(seconds: float) -> bool:
+    """Wait between watch runs; False when interrupted."""
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        return False
+    return True
+
+
+# --- progress and summary ------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[object]:
+    console = Console(stderr=True)
+    if console.is_terminal and not os.environ.get("CI"):
+        with _bar(console, total) as callback:
+            yield callback
+        return
+    yield _LogLines(total)
+
+
+@contextmanager
+def _bar(console: Console, total: int) -> Iterator[object]:
+    columns = (
+        TextColumn("polling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]:.1f} hosts/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("poll", total=total, failed=0, rate=0.0)
+
+        def update(p: PollProgress) -> None:
+            rate = p.done / p.elapsed_s if p.elapsed_s else 0.0
+            bar.update(task, completed=p.done, failed=p.failed, rate=rate)
+
+        yield update
+
+
+class _LogLines:
+    """Progress as a plain log line every few seconds (output is not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.last = 0.0
+
+    def __call__(self, p: PollProgress) -> None:
+        if p.done < p.total and p.elapsed_s - self.last < LOG_EVERY_S:
+            return
+        self.last = p.elapsed_s
+        rate = p.done / p.elapsed_s if p.elapsed_s else 0.0
+        eta = (p.total - p.done) / rate if rate else 0.0
+        log.info("polled %d/%d, failed %d, %.1f hosts/s, ETA %.0fs", p.done, p.total, p.failed, rate, eta)
+
+
+def _report(summary: RunSummary, json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(summary.as_dict(), indent=2) + "\n")
+        return
+    Console().print(summary_table(summary))
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(title=f"Poll run {summary.run_id or '(not recorded)'}: {summary.status.value}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows: list[tuple[str, str]] = [
+        ("hosts", str(summary.hosts_total)),
+        ("answered", str(summary.succeeded)),
+        ("failed", str(summary.failed)),
+        ("duration", f"{summary.duration_s:.1f} s"),
+        ("rate", f"{summary.rate:.1f} hosts/s"),
+    ]
+    rows += [(f"  {name}", str(n)) for name, n in sorted(summary.license_statuses.items())]
+    rows += [
+        (f"failed: {name}", f"{n}  ({EXPLANATION[FailureClass(name)]})") for name, n in sorted(summary.failures.items())
+    ]
+    rows += [(f"error {code}", str(n)) for code, n in summary.error_codes.most_common(10)]
+    if summary.batches_spooled:
+        rows.append(("spooled batches", f"{summary.batches_spooled} ({summary.database_error})"))
+    if summary.stopped_by:
+        rows.append(("stopped by", summary.stopped_by))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+class _Redact(logging.Filter):
+    """Scrubs configured passwords from every log record, whatever its origin."""
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        super().__init__()
+        self.credentials = list(credentials)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message, self.credentials)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def _configure_logging(credentials: Iterable[Credential]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(_Redact(credentials))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    log.setLevel(logging.INFO)
+
+
+# --- export ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def export(
+    unactivated: Annotated[bool, typer.Option("--unactivated", help="Only hosts that are not activated.")] = False,
+    error_code: Annotated[
+        list[str] | None, typer.Option("--error-code", help="Only this error code (repeatable).")
+    ] = None,
+    activation_type: Annotated[
+        list[str] | None, typer.Option("--activation-type", help="Only this activation type (repeatable).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout).")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Write the hosts matching the filter as the dashboard's CSV."""
+    try:
+        settings = _settings(db_url=db)
+        flt = _export_filter(unactivated, error_code or [], activation_type or [])
+        rows = _write_export(settings.database_url, flt, output)
+    except CliError as exc:
+        raise _fail(exc) from None
+    Console(stderr=True).print(f"{rows} host(s) exported", highlight=False)
+
+
+def _export_filter(unactivated: bool, codes: list[str], types: list[str]) -> object:
+    from knowledge.codes import normalise
+    from models.filters import HostFilter
+
+    canonical = [normalise(c) for c in codes]
+    if None in canonical:
+        raise CliError(f"--error-code: not an error code: {codes[canonical.index(None)]!r}")
+    valid = {t.value.lower(): t for t in ActivationType}
+    unknown = [t for t in types if t.lower() not in valid]
+    if unknown:
+        raise CliError(f"--activation-type: unknown {unknown[0]!r} (use one of {', '.join(valid.values())})")
+    return HostFilter(
+        error_codes=tuple(c for c in canonical if c),
+        activation_types=tuple(valid[t.lower()] for t in types),
+        unactivated_only=unactivated,
+    )
+
+
+def _write_export(url: str, flt: object, output: Path | None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from models import db as models_db
+    from models.export import write_csv
+
+    try:
+        engine = models_db.open_database(url)
+        with engine.connect() as conn, _open_output(output) as out:
+            return write_csv(conn, flt, out)  # type: ignore[arg-type]  # a HostFilter from _export_filter
+    except SQLAlchemyError as exc:
+        raise CliError(f"database unusable: {' '.join(str(exc).split())[:200]}", EXIT_DATABASE) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+@contextmanager
+def _open_output(output: Path | None) -> Iterator[BinaryIO]:
+    if output is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with output.open("wb") as handle:
+        yield handle
+
+
+# --- demo ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    hosts: Annotated[int, typer.Option(help="How many simulated hosts.")] = 200,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
+) -> None:
+    """Start the fleet simulator, poll it with the real collector and fill the database."""
+    from collectors.demo import DemoError, load_demo
+
+    try:
+        settings = _settings(db_url=db)
+        _configure_logging(())
+        stop = threading.Event()
+        result = load_demo(settings, hosts=hosts, stop=stop)
+    except DemoError as exc:
+        raise _fail(CliError(str(exc), EXIT_CONFIG)) from None
+    except CliError as exc:
+        raise _fail(exc) from None
+    Console().print(summary_table(result.summary))
+    Console().print(
+        f"{result.summary.succeeded} simulated hosts are in {result.database_url}.\n"
+        "Open the dashboard with:  streamlit run dashboard.py",
+        highlight=False,
+    )

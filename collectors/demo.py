@@ -1,0 +1,166 @@
+"""The demo: a simulated fleet polled by the real collector into the configured database.
+
+``load_demo`` starts ``python -m simulator serve`` as a subprocess on free loopback ports, waits
+for its ``ready`` line, polls every simulated host with ``run_poll`` (the same path as against
+real Windows) and stops the simulator. The CLI's ``demo`` command and the dashboard's first-run
+screen both call it. The simulator's password goes to the subprocess through its environment,
+never its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from collectors.credentials import Credential
+from collectors.inventory import load_inventory
+from collectors.poller import PollContext, Progress, RunOptions, RunSummary, run_poll
+from collectors.probes import Probes
+from collectors.spool import Spool
+from collectors.wsman import WsmanOptions
+from config.settings import Settings
+
+READY_TIMEOUT_S = 120.0
+DEMO_USER = "demo-reader"
+PASSWORD_ENV = "SIMULATOR_PASSWORD"  # noqa: S105  # the variable name, not a password
+
+
+class DemoError(Exception):
+    """The simulator could not be started or did not become ready; one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    summary: RunSummary
+    database_url: str
+    hosts: int
+
+
+@dataclass
+class _Simulator:
+    process: subprocess.Popen[str]
+    dns_server: str
+    inventory: Path
+    ca: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def load_demo(
+    settings: Settings,
+    *,
+    hosts: int = 200,
+    seed: int = 1,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+    python: str = sys.executable,
+) -> DemoResult:
+    """Serve a simulated fleet of ``hosts`` hosts, poll it into ``settings.database_url``, stop it."""
+    password = secrets.token_urlsafe(18)
+    with tempfile.TemporaryDirectory(prefix="activation-demo-") as workdir:
+        simulator = _start(Path(workdir), hosts, seed, password, python)
+        try:
+            summary = _poll(settings, simulator, password, on_progress, stop)
+        finally:
+            simulator.stop()
+    return DemoResult(summary, settings.database_url, hosts)
+
+
+def _start(workdir: Path, hosts: int, seed: int, password: str, python: str) -> _Simulator:
+    inventory, truth, ca = workdir / "inventory.csv", workdir / "truth.json", workdir / "ca.pem"
+    base = f"127.{random.randint(20, 250)}.0.0"  # noqa: S311  # spreads demo fleets, not a secret
+    command = [
+        python, "-m", "simulator", "serve", "--hosts", str(hosts), "--seed", str(seed),
+        "--inventory-out", str(inventory), "--truth-out", str(truth), "--ca-out", str(ca),
+        "--username", DEMO_USER, "--address-base", base, "--port", "0", "--https-port", "0",
+    ]  # fmt: skip
+    env = {**os.environ, PASSWORD_ENV: password}
+    try:
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=_project_root()
+        )
+    except OSError as exc:
+        raise DemoError(f"cannot start the simulator: {exc}") from None
+    dns_server = _wait_ready(process)
+    return _Simulator(process, dns_server, inventory, ca)
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> str:
+    """Read the simulator's announcements until ``ready``; returns its DNS server."""
+    assert process.stdout is not None
+    started = time.monotonic()
+    dns_server = ""
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.strip())
+        if line.startswith("dns server:"):
+            dns_server = line.split(":", 1)[1].strip()
+        if line.startswith("ready"):
+            threading.Thread(target=_drain, args=(process,), daemon=True).start()
+            return dns_server
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            break
+    process.kill()
+    raise DemoError(f"the simulator did not become ready: {' / '.join(lines[-3:]) or 'no output'}")
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    # Keeps the pipe from filling up while the fleet is polled.
+    assert process.stdout is not None
+    for _ in process.stdout:
+        pass
+
+
+def _poll(
+    settings: Settings,
+    simulator: _Simulator,
+    password: str,
+    on_progress: Callable[[Progress], None] | None,
+    stop: threading.Event | None,
+) -> RunSummary:
+    targets = load_inventory(simulator.inventory).targets
+    credential = Credential("default", DEMO_USER, SecretStr(password))
+    ctx = PollContext(
+        credentials={"default": credential},
+        probes=Probes.for_settings(simulator.dns_server, connect_timeout_s=settings.connect_timeout_s),
+        options=WsmanOptions(
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.timeout_s,
+            max_reply_bytes=settings.max_reply_bytes,
+            ca_bundle=str(simulator.ca),
+        ),
+        host_timeout_s=min(settings.timeout_s, 10.0),
+        grace_warning_days=settings.grace_warning_days,
+    )
+    options = replace(RunOptions(concurrency=settings.concurrency), collector="demo")
+    return run_poll(
+        targets,
+        ctx,
+        database_url=settings.database_url,
+        spool=Spool(settings.spool_path),
+        options=options,
+        on_progress=on_progress,
+        stop=stop,
+    )

@@ -1,0 +1,210 @@
+"""Diagnostic checks that explain an activation failure beyond its code, each a ``Finding`` with its
+evidence: ``clock_skew``, ``dns_srv``, ``kms_port``, ``grace_expiry`` per host while it is polled,
+and ``kms_count`` as a post-pass over the run (the KMS host's count may come from a host polled
+later). Network questions go through the injected ``Probes``; this module decides nothing about
+how hosts are reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from collectors.probes import Probes, SrvAnswer
+from knowledge.codes import codes_for_check
+from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_CLIENT_THRESHOLD, KMS_DEFAULT_PORT, KMS_SERVER_THRESHOLD
+from models.enums import ActivationType, LicenseStatus, ProductType, Severity
+from models.records import Finding, ProductState
+
+CHECK_KMS_COUNT = "kms_count"
+CHECK_CLOCK_SKEW = "clock_skew"
+CHECK_DNS_SRV = "dns_srv"
+CHECK_KMS_PORT = "kms_port"
+CHECK_GRACE = "grace_expiry"
+CHECKS = (CHECK_KMS_COUNT, CHECK_CLOCK_SKEW, CHECK_DNS_SRV, CHECK_KMS_PORT, CHECK_GRACE)
+
+# The codes each check helps explain, as the knowledge base lists them.
+DNS_CODES = frozenset(codes_for_check(CHECK_DNS_SRV))
+PORT_CODES = frozenset(codes_for_check(CHECK_KMS_PORT))
+COUNT_CODES = frozenset(codes_for_check(CHECK_KMS_COUNT))
+SKEW_CODES = frozenset(codes_for_check(CHECK_CLOCK_SKEW))
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    """What diagnosis needs to know about one answered host."""
+
+    host: str
+    domain: str | None
+    product_type: ProductType | None
+    products: tuple[ProductState, ...]
+    host_time: datetime | None
+    collector_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KmsUse:
+    """The KMS host a client uses, and how it was found (``pinned``, ``discovered``, ``srv``)."""
+
+    host: str
+    port: int
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class KmsClient:
+    """A KMS client polled in this run, kept for the ``kms_count`` post-pass."""
+
+    host: str
+    kms_host: str
+    is_server: bool
+    error_code: str | None
+
+
+class KmsCountLike(Protocol):
+    @property
+    def current_count(self) -> int: ...
+
+
+def diagnose(facts: HostFacts, probes: Probes, *, grace_warning_days: int) -> tuple[Finding, ...]:
+    """Per-host findings (all checks except ``kms_count``)."""
+    findings = [clock_skew(facts)] if facts.host_time is not None else []
+    findings.extend(grace_expiry(p, grace_warning_days) for p in facts.products if _in_grace(p))
+    client = kms_client_product(facts.products)
+    if client is not None:
+        findings.extend(_kms_network(facts, client, probes))
+    return tuple(f for f in findings if f is not None)
+
+
+def kms_client_product(products: Sequence[ProductState]) -> ProductState | None:
+    """The product activating against KMS, if any (a failing one first)."""
+    clients = [p for p in products if p.activation_type is ActivationType.KMS_CLIENT]
+    clients.sort(key=lambda p: (p.error_code is None, p.license_status is LicenseStatus.LICENSED))
+    return clients[0] if clients else None
+
+
+def _kms_network(facts: HostFacts, product: ProductState, probes: Probes) -> list[Finding]:
+    findings: list[Finding] = []
+    if facts.domain:
+        findings.append(dns_srv(probes.srv(facts.domain), product.error_code))
+    use = kms_in_use(product)
+    if use is not None:
+        findings.append(kms_port(use, probes, product.error_code))
+    return findings
+
+
+def kms_in_use(product: ProductState) -> KmsUse | None:
+    """The KMS host the client talks to: the pinned one (``/skms``), else the one it discovered.
+
+    A client that has discovered nothing is left alone: the SRV check already covers discovery.
+    """
+    if product.kms_machine:
+        return KmsUse(_name(product.kms_machine), product.kms_port or KMS_DEFAULT_PORT, "pinned")
+    if product.discovered_kms_machine:
+        port = product.discovered_kms_port or KMS_DEFAULT_PORT
+        return KmsUse(_name(product.discovered_kms_machine), port, "discovered")
+    return None
+
+
+def _name(host: str) -> str:
+    return host.strip().rstrip(".").lower()
+
+
+def _in_grace(product: ProductState) -> bool:
+    return product.license_status.in_grace or product.license_status is LicenseStatus.NOTIFICATION
+
+
+# --- the checks ----------------------------------------------------------------------------------
+
+
+def clock_skew(facts: HostFacts) -> Finding:
+    assert facts.host_time is not None
+    skew = (facts.host_time - facts.collector_time).total_seconds()
+    evidence = {
+        "host_time_utc": facts.host_time.astimezone(facts.collector_time.tzinfo).isoformat(),
+        "collector_time_utc": facts.collector_time.isoformat(),
+        "skew_seconds": round(skew, 1),
+        "limit_seconds": CLOCK_SKEW_LIMIT.total_seconds(),
+    }
+    if abs(skew) > CLOCK_SKEW_LIMIT.total_seconds():
+        summary = f"Host clock differs from the collector's by {abs(skew) / 3600:.1f} h (limit 4 h)"
+        return Finding(CHECK_CLOCK_SKEW, Severity.FAIL, summary, "0xC004F06C", evidence)
+    return Finding(CHECK_CLOCK_SKEW, Severity.OK, f"Clock within {abs(skew):.0f} s of the collector", None, evidence)
+
+
+def dns_srv(answer: SrvAnswer, error_code: str | None) -> Finding:
+    related = error_code if error_code in DNS_CODES else None
+    if answer.found:
+        targets = ", ".join(f"{r.target}:{r.port}" for r in answer.records[:5])
+        evidence = {"name": answer.name, "records": targets}
+        return Finding(CHECK_DNS_SRV, Severity.OK, f"{answer.name} -> {targets}", related, evidence)
+    evidence = {"name": answer.name, "error": answer.error}
+    summary = f"No KMS SRV record: {answer.name} ({answer.error})"
+    return Finding(CHECK_DNS_SRV, Severity.FAIL, summary, related or "0x8007232B", evidence)
+
+
+def kms_port(use: KmsUse, probes: Probes, error_code: str | None) -> Finding:
+    answer = probes.tcp(use.host, use.port)
+    related = error_code if error_code in PORT_CODES else None
+    evidence = {"kms_host": use.host, "port": use.port, "source": use.source, "address": answer.address}
+    if answer.ok:
+        return Finding(CHECK_KMS_PORT, Severity.OK, f"{use.host}:{use.port} accepts connections", related, evidence)
+    evidence["error"] = answer.error
+    summary = f"Cannot connect to KMS host {use.host}:{use.port} ({answer.error})"
+    return Finding(CHECK_KMS_PORT, Severity.FAIL, summary, related or "0xC004F074", evidence)
+
+
+def grace_expiry(product: ProductState, warning_days: int) -> Finding:
+    minutes = product.grace_minutes
+    evidence = {
+        "product_id": product.product_id,
+        "license_status": product.license_status.value,
+        "grace_minutes": minutes,
+        "warning_days": warning_days,
+    }
+    if product.license_status is LicenseStatus.NOTIFICATION:
+        return Finding(
+            CHECK_GRACE, Severity.FAIL, "Windows is in Notification mode (grace period over)", None, evidence
+        )
+    days = (minutes or 0) / 1440
+    if minutes is not None and days <= warning_days:
+        summary = f"{product.license_status.value} grace period ends in {days:.1f} days"
+        return Finding(CHECK_GRACE, Severity.WARN, summary, None, evidence)
+    return Finding(
+        CHECK_GRACE, Severity.INFO, f"{product.license_status.value}: {days:.0f} days of grace left", None, evidence
+    )
+
+
+def kms_client(host: str, facts: HostFacts) -> KmsClient | None:
+    """The post-pass record for a KMS client, naming the KMS host it uses."""
+    product = kms_client_product(facts.products)
+    if product is None:
+        return None
+    use = kms_in_use(product)
+    if use is None:
+        return None
+    is_server = facts.product_type is not None and facts.product_type.is_server
+    return KmsClient(host, use.host, is_server, product.error_code)
+
+
+def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding | None:
+    """Whether the KMS host the client uses has the count the client needs; None when unknown."""
+    entry = counts.get(client.kms_host) or counts.get(client.kms_host.split(".")[0])
+    if entry is None:
+        return None
+    needed = KMS_SERVER_THRESHOLD if client.is_server else KMS_CLIENT_THRESHOLD
+    count = int(entry.current_count)
+    evidence = {"kms_host": client.kms_host, "current_count": count, "required": needed}
+    related = client.error_code if client.error_code in COUNT_CODES else None
+    if count < needed:
+        summary = f"KMS host {client.kms_host} has count {count}; this {_kind(client)} needs {needed}"
+        return Finding(CHECK_KMS_COUNT, Severity.FAIL, summary, related or "0xC004F038", evidence)
+    return Finding(
+        CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {needed}", related, evidence
+    )
+
+
+def _kind(client: KmsClient) -> str:
+    return "server" if client.is_server else "workstation"

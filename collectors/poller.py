@@ -1,0 +1,634 @@
+"""Polling one host (``poll_host``) and whole runs (``run_poll``).
+
+``poll_host`` opens one ``Protocol`` (one TCP connection) for the host, reads the WMI classes under
+the host's deadline, then parses, classifies and diagnoses; it never raises for the host's fault
+and returns a ``HostObservation`` or a ``HostFailure``. ``run_poll`` drives many hosts with worker
+threads, writes results in batches through ``models.store`` (spooling them when the database is
+away), runs the ``kms_count`` post-pass and closes the run as complete or incomplete. Rendering
+progress is the caller's business (a callback).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from winrm.exceptions import WSManFaultError
+from winrm.protocol import Protocol
+
+from collectors import classify, diagnose, parse, wmi
+from collectors.credentials import Credential, missing_reason, redact
+from collectors.errors import WSMAN_ACCESS_DENIED, PollError, map_transport_errors
+from collectors.inventory import Target
+from collectors.probes import Probes
+from collectors.spool import Spool, SpooledBatch
+from collectors.wsman import Deadline, ProtocolFactory, WsmanOptions, close_protocol, enumerate_pages, open_protocol
+from models import db, queries, store
+from models.enums import ActivationType, FailureClass, ProductType, RunStatus
+from models.filters import HostFilter
+from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters
+
+log = logging.getLogger("collectors")
+
+DB_RETRY_S = 10.0
+STOP_GRACE_S = 2.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PollContext:
+    """Everything ``poll_host`` needs besides the target; every dependency is replaceable."""
+
+    credentials: Mapping[str, Credential]
+    probes: Probes
+    options: WsmanOptions = field(default_factory=WsmanOptions)
+    host_timeout_s: float = 30.0
+    grace_warning_days: int = 14
+    protocol_factory: ProtocolFactory = open_protocol
+    now: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True, slots=True)
+class HostReadings:
+    """The typed WMI data read from one host; a class that could not be read is listed in ``missing``."""
+
+    products: tuple[parse.LicensingProduct, ...]
+    service: parse.LicensingService | None
+    os: parse.OsInfo | None
+    computer: parse.ComputerInfo | None
+    events: tuple[parse.SppEvent, ...]
+    os_received_at: datetime
+    missing: tuple[str, ...] = ()
+
+
+# --- one host ------------------------------------------------------------------------------------
+
+
+def poll_host(target: Target, ctx: PollContext) -> HostResult:
+    """Read, classify and diagnose one host; a host's fault comes back as a ``HostFailure``."""
+    credential = ctx.credentials.get(target.credential)
+    if credential is None:
+        return HostFailure(target.host, ctx.now(), FailureClass.AUTH, missing_reason(target.credential))
+    try:
+        with map_transport_errors():
+            readings = read_host(target, credential, ctx)
+        return observe(target, readings, ctx)
+    except PollError as exc:
+        return HostFailure(target.host, ctx.now(), exc.failure_class, redact(exc.reason, [credential]))
+
+
+def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostReadings:
+    """One connection, one Enumerate per class; raises foreign exceptions for the caller to map."""
+    protocol = ctx.protocol_factory(target, credential, ctx.options, Deadline(ctx.host_timeout_s, ctx.monotonic))
+    try:
+        reader = _ClassReader(protocol, target.endpoint, ctx.options.operation_timeout_s)
+        products = classify.windows_products(parse.product(i) for i in reader.read(wmi.PRODUCT))
+        service = parse.first(reader.read(wmi.SERVICE))
+        os_instance = parse.first(reader.read(wmi.OPERATING_SYSTEM))
+        os_received_at = ctx.now()
+        computer = parse.first(reader.read(wmi.COMPUTER_SYSTEM))
+        events = reader.read(wmi.SPP_EVENTS) if classify.needs_events(products) else ()
+    finally:
+        close_protocol(protocol)
+    return HostReadings(
+        products=products,
+        service=parse.service(service) if service else None,
+        os=parse.os_info(os_instance) if os_instance else None,
+        computer=parse.computer_info(computer) if computer else None,
+        events=tuple(e for e in (parse.spp_event(i) for i in events) if e is not None),
+        os_received_at=os_received_at,
+        missing=tuple(reader.missing),
+    )
+
+
+class _ClassReader:
+    """Reads WMI classes over one Protocol; an optional class that faults only loses its fields."""
+
+    def __init__(self, protocol: Protocol, endpoint: str, operation_timeout_s: int) -> None:
+        self.protocol = protocol
+        self.endpoint = endpoint
+        self.operation_timeout_s = operation_timeout_s
+        self.missing: list[str] = []
+
+    def read(self, query: wmi.WqlQuery) -> tuple[parse.WmiInstance, ...]:
+        try:
+            pages = enumerate_pages(
+                self.protocol, query, to=self.endpoint, operation_timeout_s=self.operation_timeout_s
+            )
+        except WSManFaultError as exc:
+            if query.required or exc.wsman_fault_code == WSMAN_ACCESS_DENIED:
+                raise
+            self.missing.append(query.class_name)
+            return ()
+        return parse.parse_pages(pages, query.class_name)
+
+
+def observe(target: Target, readings: HostReadings, ctx: PollContext) -> HostObservation:
+    """Classify and diagnose what was read from a host."""
+    states = classify.product_states(readings.products, readings.service, readings.events)
+    os_info, computer = readings.os, readings.computer
+    product_type = ProductType.from_wmi(os_info.product_type) if os_info and os_info.product_type else None
+    facts = diagnose.HostFacts(
+        host=target.host,
+        domain=_srv_domain(readings),
+        product_type=product_type,
+        products=states,
+        host_time=os_info.local_time if os_info else None,
+        collector_time=readings.os_received_at,
+    )
+    skew = (facts.host_time - facts.collector_time).total_seconds() if facts.host_time else None
+    computer_name = (computer.name if computer else None) or (os_info.computer_name if os_info else None)
+    domain = computer.domain if computer else None
+    return HostObservation(
+        host=target.host,
+        observed_at=ctx.now(),
+        computer_name=computer_name,
+        domain=domain,
+        os_caption=os_info.caption if os_info else None,
+        os_version=os_info.version if os_info else None,
+        product_type=product_type,
+        clock_skew_seconds=skew,
+        products=states,
+        kms=_kms_counters(readings, states, computer_name, domain, target, ctx.probes),
+        findings=diagnose.diagnose(facts, ctx.probes, grace_warning_days=ctx.grace_warning_days),
+    )
+
+
+def _srv_domain(readings: HostReadings) -> str | None:
+    if readings.service and readings.service.lookup_domain:
+        return readings.service.lookup_domain
+    # A workgroup machine reports WORKGROUP; its failing SRV lookup is itself the finding.
+    return readings.computer.domain if readings.computer else None
+
+
+def _kms_counters(
+    readings: HostReadings,
+    states: Sequence[Any],
+    computer_name: str | None,
+    domain: str | None,
+    target: Target,
+    probes: Probes,
+) -> KmsHostCounters | None:
+    service = readings.service
+    is_host = any(s.activation_type.value == "KMS host" for s in states)
+    if service is None or not (service.is_kms_machine or is_host) or service.current_count is None:
+        return None
+    port = service.listening_port or 1688
+    name = f"{computer_name}.{domain}" if computer_name and domain else target.host
+    return KmsHostCounters(
+        current_count=service.current_count,
+        total_requests=service.total_requests,
+        failed_requests=service.failed_requests,
+        licensed_requests=service.licensed_requests,
+        non_genuine_requests=service.non_genuine_requests,
+        listening_port=port,
+        dns_publishing=service.dns_publishing,
+        listening=probes.tcp(name, port).ok,
+    )
+
+
+# --- a run ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    concurrency: int = 64
+    run_timeout_s: float = 3600.0
+    batch_size: int = 250
+    flush_interval_s: float = 2.0
+    collector: str = field(default_factory=socket.gethostname)
+    shard: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Counts after each host, for progress bars and log lines."""
+
+    total: int
+    done: int
+    failed: int
+    elapsed_s: float
+    last: HostResult | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What a run did; ``status`` is ``complete`` unless it was interrupted or hit its deadline."""
+
+    run_id: int | None = None
+    status: RunStatus = RunStatus.RUNNING
+    hosts_total: int = 0
+    succeeded: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    license_statuses: Counter[str] = field(default_factory=Counter)
+    error_codes: Counter[str] = field(default_factory=Counter)
+    duration_s: float = 0.0
+    batches_written: int = 0
+    batches_spooled: int = 0
+    replayed_batches: int = 0
+    database_error: str | None = None
+    stopped_by: str | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def rate(self) -> float:
+        return (self.succeeded + self.failed) / self.duration_s if self.duration_s else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "hosts_total": self.hosts_total,
+            "polled": self.succeeded + self.failed,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "failures": dict(sorted(self.failures.items())),
+            "license_statuses": dict(sorted(self.license_statuses.items())),
+            "error_codes": dict(self.error_codes.most_common()),
+            "duration_s": round(self.duration_s, 3),
+            "hosts_per_s": round(self.rate, 2),
+            "batches_written": self.batches_written,
+            "batches_spooled": self.batches_spooled,
+            "replayed_batches": self.replayed_batches,
+            "database_error": self.database_error,
+            "stopped_by": self.stopped_by,
+        }
+
+    def count(self, result: HostResult) -> None:
+        if isinstance(result, HostFailure):
+            self.failures[result.failure_class.value] += 1
+            return
+        self.succeeded += 1
+        for product in result.products[:1]:
+            label = product.license_status.value if product.product_id else "no Windows key"
+            self.license_statuses[label] += 1
+        for code in {p.error_code for p in result.products if p.error_code}:
+            self.error_codes[code] += 1
+
+
+class ResultWriter:
+    """Writes batches through the store; while the database is away, batches go to the spool."""
+
+    def __init__(
+        self, engine: Engine | None, spool: Spool, summary: RunSummary, monotonic: Callable[[], float]
+    ) -> None:
+        self.engine = engine
+        self.spool = spool
+        self.summary = summary
+        self.monotonic = monotonic
+        self.down_since: float | None = None if engine is not None else monotonic()
+        self.replayed_clients: list[diagnose.KmsClient] = []
+
+    def write(self, results: Sequence[HostResult]) -> None:
+        if not results:
+            return
+        batch = SpooledBatch(uuid.uuid4().hex, self.summary.run_id, tuple(results))
+        if self._database_usable():
+            try:
+                self._write_db(batch)
+                self.summary.batches_written += 1
+                return
+            except SQLAlchemyError as exc:
+                self._went_down(exc)
+        self.spool.write(batch)  # SpoolError ends the run: nowhere left to keep results
+        self.summary.batches_spooled += 1
+
+    def _database_usable(self) -> bool:
+        if self.engine is None:
+            return False
+        return self.down_since is None or self.monotonic() - self.down_since >= DB_RETRY_S
+
+    def _write_db(self, batch: SpooledBatch) -> None:
+        assert self.engine is not None
+        with self.engine.begin() as conn:
+            store.write_results(conn, batch.run_id, batch.results, batch_id=batch.batch_id)
+        self.down_since = None
+
+    def _went_down(self, exc: SQLAlchemyError) -> None:
+        reason = _db_reason(exc)
+        if self.down_since is None:
+            log.warning("database unavailable, spooling results to %s: %s", self.spool.directory, reason)
+        self.summary.database_error = reason
+        self.down_since = self.monotonic()
+
+    def replay(self) -> int:
+        """Write spooled batches back, oldest first; stops at the first database error."""
+        replayed = 0
+        if self.engine is None:
+            return 0
+        for batch in self.spool.pending():
+            try:
+                self._write_db(batch)
+            except SQLAlchemyError as exc:
+                self._went_down(exc)
+                break
+            Spool.remove(batch)
+            replayed += 1
+            # Their kms_count verdicts were never judged: the database was away at the end of their run.
+            observations = (r for r in batch.results if isinstance(r, HostObservation))
+            self.replayed_clients.extend(c for c in map(_kms_client, observations) if c is not None)
+        self.summary.replayed_batches += replayed
+        if replayed:
+            log.info("replayed %d spooled batch(es)", replayed)
+        return replayed
+
+
+def _db_reason(exc: BaseException) -> str:
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return text.split(" [SQL:")[0][:200]
+
+
+@dataclass
+class _Dispatcher:
+    """Worker threads pulling targets and pushing results; ``stop`` ends dispatching."""
+
+    targets: Iterable[Target]
+    ctx: PollContext
+    concurrency: int
+    results: queue.Queue[HostResult | None] = field(default_factory=queue.Queue)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> None:
+        self._iterator = iter(self.targets)
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._work, name=f"poll-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _next(self) -> Target | None:
+        with self._lock:
+            return None if self.stop.is_set() else next(self._iterator, None)
+
+    def _work(self) -> None:
+        try:
+            while (target := self._next()) is not None:
+                self.results.put(safe_poll(target, self.ctx))
+        finally:
+            self.results.put(None)
+
+
+def safe_poll(target: Target, ctx: PollContext) -> HostResult:
+    """``poll_host``, with a bug turned into a recorded failure instead of a dead worker."""
+    try:
+        return poll_host(target, ctx)
+    except Exception as exc:
+        log.exception("internal error while polling %s", target.host)
+        credentials = list(ctx.credentials.values())
+        reason = redact(f"internal error: {type(exc).__name__}: {exc}", credentials)
+        return HostFailure(target.host, ctx.now(), FailureClass.PROTOCOL, " ".join(reason.split())[:240])
+
+
+def run_poll(
+    targets: Sequence[Target],
+    ctx: PollContext,
+    *,
+    database_url: str,
+    spool: Spool,
+    options: RunOptions | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Poll ``targets`` and store the results; raises ``SpoolError`` if results cannot be kept anywhere.
+
+    KeyboardInterrupt or ``stop`` ends the run early: what was collected is written and the run is
+    marked incomplete.
+    """
+    options = options or RunOptions()
+    summary = RunSummary(hosts_total=len(targets))
+    engine = _open_engine(database_url, summary)
+    writer = ResultWriter(engine, spool, summary, ctx.monotonic)
+    writer.replay()
+    summary.run_id = _start_run(engine, writer, targets, options, ctx.now())
+    started = ctx.monotonic()
+    clients: list[diagnose.KmsClient] = []
+    try:
+        _drive(targets, ctx, options, writer, summary, clients, on_progress, stop or threading.Event(), started)
+    finally:
+        summary.duration_s = ctx.monotonic() - started
+        _finish(engine, writer, summary, clients, ctx.now())
+        if engine is not None:
+            engine.dispose()
+    return summary
+
+
+def _open_engine(url: str, summary: RunSummary) -> Engine | None:
+    try:
+        return db.open_database(url)
+    except SQLAlchemyError as exc:
+        summary.database_error = _db_reason(exc)
+        log.warning("database unavailable at start, results will be spooled: %s", summary.database_error)
+        return None
+
+
+def _start_run(
+    engine: Engine | None, writer: ResultWriter, targets: Sequence[Target], options: RunOptions, now: datetime
+) -> int | None:
+    if engine is None or not writer._database_usable():
+        return None
+    try:
+        with engine.begin() as conn:
+            store.upsert_inventory(conn, [t.identity for t in targets], now=now)
+            return store.start_run(
+                conn,
+                collector=options.collector,
+                shard=options.shard,
+                hosts_total=len(targets),
+                started_at=now,
+                pid=os.getpid(),
+            )
+    except SQLAlchemyError as exc:
+        writer._went_down(exc)
+        return None
+
+
+def _drive(
+    targets: Sequence[Target],
+    ctx: PollContext,
+    options: RunOptions,
+    writer: ResultWriter,
+    summary: RunSummary,
+    clients: list[diagnose.KmsClient],
+    on_progress: Callable[[Progress], None] | None,
+    stop: threading.Event,
+    started: float,
+) -> None:
+    dispatcher = _Dispatcher(targets, ctx, max(1, min(options.concurrency, len(targets) or 1)))
+    dispatcher.start()
+    pending: list[HostResult] = []
+    last_flush = ctx.monotonic()
+    running = len(dispatcher._threads)
+    try:
+        while running:
+            if stop.is_set() or ctx.monotonic() - started > options.run_timeout_s:
+                summary.stopped_by = summary.stopped_by or ("stop" if stop.is_set() else "run deadline")
+                dispatcher.stop.set()
+                running = _drain(dispatcher, running, pending, summary, clients, on_progress, ctx, started)
+                break
+            try:
+                item = dispatcher.results.get(timeout=0.2)
+            except queue.Empty:
+                item = False  # type: ignore[assignment]  # no result this tick
+            if item is None:
+                running -= 1
+            elif item is not False:
+                _accept(item, pending, summary, clients, on_progress, ctx, started)
+            if len(pending) >= options.batch_size or (
+                pending and ctx.monotonic() - last_flush > options.flush_interval_s
+            ):
+                writer.write(pending)
+                pending = []
+                last_flush = ctx.monotonic()
+    except KeyboardInterrupt:
+        summary.stopped_by = "interrupted"
+        dispatcher.stop.set()
+        _drain(dispatcher, running, pending, summary, clients, on_progress, ctx, started)
+    finally:
+        writer.write(pending)
+    if summary.stopped_by is None:
+        summary.status = RunStatus.COMPLETE
+    else:
+        summary.status = RunStatus.INCOMPLETE
+
+
+def _drain(
+    dispatcher: _Dispatcher,
+    running: int,
+    pending: list[HostResult],
+    summary: RunSummary,
+    clients: list[diagnose.KmsClient],
+    on_progress: Callable[[Progress], None] | None,
+    ctx: PollContext,
+    started: float,
+) -> int:
+    """Collect results of hosts already in flight for a short grace; the rest are abandoned."""
+    until = ctx.monotonic() + STOP_GRACE_S
+    while running and ctx.monotonic() < until:
+        try:
+            item = dispatcher.results.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        if item is None:
+            running -= 1
+        else:
+            _accept(item, pending, summary, clients, on_progress, ctx, started)
+    return running
+
+
+def _accept(
+    result: HostResult,
+    pending: list[HostResult],
+    summary: RunSummary,
+    clients: list[diagnose.KmsClient],
+    on_progress: Callable[[Progress], None] | None,
+    ctx: PollContext,
+    started: float,
+) -> None:
+    pending.append(result)
+    summary.count(result)
+    if isinstance(result, HostObservation):
+        client = _kms_client(result)
+        if client is not None:
+            clients.append(client)
+    else:
+        log.info("%s: %s: %s", result.host, result.failure_class.value, result.reason)
+    if on_progress is not None:
+        done = summary.succeeded + summary.failed
+        on_progress(Progress(summary.hosts_total, done, summary.failed, ctx.monotonic() - started, result))
+
+
+def _kms_client(result: HostObservation) -> diagnose.KmsClient | None:
+    facts = diagnose.HostFacts(
+        result.host, result.domain, result.product_type, result.products, None, result.observed_at
+    )
+    return diagnose.kms_client(result.host, facts)
+
+
+def _finish(
+    engine: Engine | None,
+    writer: ResultWriter,
+    summary: RunSummary,
+    clients: Sequence[diagnose.KmsClient],
+    now: datetime,
+) -> None:
+    if engine is None:
+        return
+    try:
+        writer.replay()
+        with engine.begin() as conn:
+            apply_kms_counts(conn, [*clients, *writer.replayed_clients], now)
+            if summary.run_id is not None:
+                store.finish_run(conn, summary.run_id, finished_at=now, status=summary.status)
+            store.refresh_rollup(conn, now.date())
+    except SQLAlchemyError as exc:
+        writer._went_down(exc)
+
+
+def apply_kms_counts(conn: Any, clients: Sequence[diagnose.KmsClient], now: datetime) -> int:
+    """The ``kms_count`` post-pass: judge each KMS client against its KMS host's latest count."""
+    counts = queries.kms_host_counts(conn)
+    if not counts:
+        return 0
+    # Clients polled earlier (another shard, an earlier run) are judged again: their KMS host's
+    # count may only now be known. This run's own view of a client wins.
+    judged = {c.host: c for c in stored_kms_clients(conn)}
+    judged.update((c.host, c) for c in clients)
+    findings: dict[str, list[Finding]] = {}
+    for client in judged.values():
+        finding = diagnose.kms_count(client, counts)
+        if finding is not None:
+            findings[client.host] = [finding]
+    if findings:
+        store.replace_findings(conn, findings, observed_at=now)
+    return len(findings)
+
+
+def stored_kms_clients(conn: Any) -> list[diagnose.KmsClient]:
+    """KMS clients in the database with the KMS host they use, as the dashboard lists them."""
+    flt = HostFilter(activation_types=(ActivationType.KMS_CLIENT,))
+    frame = queries.host_page(conn, flt, limit=queries.host_count(conn, flt) or 1)
+    clients = []
+    for row in frame.itertuples(index=False):
+        kms_host = row.kms_host if isinstance(row.kms_host, str) else ""
+        if kms_host and isinstance(row.product_type, str):
+            name = kms_host.rsplit(":", 1)[0].rstrip(".").lower()
+            code = row.error_code if isinstance(row.error_code, str) else None
+            clients.append(diagnose.KmsClient(str(row.host), name, ProductType(row.product_type).is_server, code))
+    return clients
+
+
+__all__ = [
+    "HostReadings",
+    "PollContext",
+    "Progress",
+    "ResultWriter",
+    "RunOptions",
+    "RunSummary",
+    "apply_kms_counts",
+    "observe",
+    "poll_host",
+    "read_host",
+    "run_poll",
+    "safe_poll",
+    "stored_kms_clients",
+]

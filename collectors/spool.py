@@ -1,0 +1,158 @@
+"""The local spool: result batches the database could not take, kept on disk until it can.
+
+Each batch is one fsynced JSON file named by time and its uuid ``batch_id``, written atomically
+(temporary file, then rename). Replay writes batches back oldest first through the same store call;
+``models.store.write_results`` ignores a batch id already applied, so a batch replayed twice is
+counted once. A batch file is removed only after its write committed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from collectors.errors import SpoolError
+from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, Severity
+from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters, ProductState
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledBatch:
+    batch_id: str
+    run_id: int | None
+    results: tuple[HostResult, ...]
+    path: Path | None = None
+
+
+class Spool:
+    """A folder of pending result batches."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def write(self, batch: SpooledBatch) -> Path:
+        """Store ``batch`` durably; raises ``SpoolError`` when the disk refuses."""
+        payload = {
+            "version": FORMAT_VERSION,
+            "batch_id": batch.batch_id,
+            "run_id": batch.run_id,
+            "results": [{"kind": _kind(r), **asdict(r)} for r in batch.results],
+        }
+        target = self.directory / f"{time.time_ns():020d}-{batch.batch_id}.json"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_durably(target, json.dumps(payload, default=_json_default).encode("utf-8"))
+        except OSError as exc:
+            raise SpoolError(f"cannot write spool file in {self.directory}: {exc.strerror or exc}") from exc
+        return target
+
+    def pending(self) -> Iterator[SpooledBatch]:
+        """Spooled batches, oldest first; unreadable files are skipped and left in place."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("*.json")):
+            batch = _read(path)
+            if batch is not None:
+                yield batch
+
+    def count(self) -> int:
+        return len(list(self.directory.glob("*.json"))) if self.directory.is_dir() else 0
+
+    @staticmethod
+    def remove(batch: SpooledBatch) -> None:
+        if batch.path is not None:
+            batch.path.unlink(missing_ok=True)
+
+
+def _write_durably(target: Path, data: bytes) -> None:
+    temporary = target.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    temporary.replace(target)
+    _fsync_directory(target.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> SpooledBatch | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        results = tuple(decode_result(item) for item in payload["results"])
+        return SpooledBatch(str(payload["batch_id"]), payload.get("run_id"), results, path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# --- codec -----------------------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot spool {type(value).__name__}")
+
+
+def encode_result(result: HostResult) -> dict[str, Any]:
+    """A JSON-ready form of ``result`` (``decode_result`` is its inverse)."""
+    data: dict[str, Any] = json.loads(json.dumps({"kind": _kind(result), **asdict(result)}, default=_json_default))
+    return data
+
+
+def _kind(result: HostResult) -> str:
+    return "observation" if isinstance(result, HostObservation) else "failure"
+
+
+def decode_result(data: dict[str, Any]) -> HostResult:
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    fields["observed_at"] = datetime.fromisoformat(fields["observed_at"])
+    if data["kind"] == "failure":
+        fields["failure_class"] = FailureClass(fields["failure_class"])
+        return HostFailure(**fields)
+    return _observation(fields)
+
+
+def _observation(fields: dict[str, Any]) -> HostObservation:
+    kind = fields.get("product_type")
+    fields["product_type"] = ProductType(kind) if kind else None
+    fields["products"] = tuple(_product(p) for p in fields.get("products") or ())
+    fields["findings"] = tuple(_finding(f) for f in fields.get("findings") or ())
+    kms = fields.get("kms")
+    fields["kms"] = KmsHostCounters(**kms) if kms else None
+    return HostObservation(**fields)
+
+
+def _product(data: dict[str, Any]) -> ProductState:
+    return ProductState(
+        **{
+            **data,
+            "activation_type": ActivationType(data["activation_type"]),
+            "license_status": LicenseStatus(data["license_status"]),
+        }
+    )
+
+
+def _finding(data: dict[str, Any]) -> Finding:
+    return Finding(**{**data, "severity": Severity(data["severity"])})

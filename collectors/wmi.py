@@ -1,0 +1,95 @@
+"""What the collector asks Windows: WMI classes, the properties used, WQL text, the Windows SPP
+application id and the Security-SPP event ids. Named data only; sending lives in ``wsman`` and
+reading the replies in ``parse``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WINDOWS_APP_ID = "55c92734-d682-4d71-983e-d6ec3f16059f"
+SPP_EVENT_SOURCE = "Microsoft-Windows-Security-SPP"
+SPP_EVENT_IDS = (8198, 12288, 12289)
+CIMV2_WILDCARD_URI = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/*"
+
+
+@dataclass(frozen=True, slots=True)
+class WqlQuery:
+    """One WMI class read with one Enumerate; ``required`` classes fail the host when unreadable."""
+
+    class_name: str
+    properties: tuple[str, ...]
+    where: str = ""
+    required: bool = False
+
+    @property
+    def text(self) -> str:
+        clause = f" WHERE {self.where}" if self.where else ""
+        # WQL built only from the constants below, never from host or user input
+        return f"SELECT {','.join(self.properties)} FROM {self.class_name}{clause}"  # noqa: S608
+
+
+PRODUCT = WqlQuery(
+    "SoftwareLicensingProduct",
+    (
+        "ID",
+        "Name",
+        "Description",
+        "ApplicationID",
+        "PartialProductKey",
+        "ProductKeyChannel",
+        "LicenseStatus",
+        "LicenseStatusReason",
+        "GracePeriodRemaining",
+        "KeyManagementServiceMachine",
+        "KeyManagementServicePort",
+        "DiscoveredKeyManagementServiceMachineName",
+        "DiscoveredKeyManagementServiceMachinePort",
+        "IsKeyManagementServiceMachine",
+        "ADActivationObjectName",
+    ),
+    where=f"ApplicationID = '{WINDOWS_APP_ID}' AND PartialProductKey IS NOT NULL",
+    required=True,
+)
+
+SERVICE = WqlQuery(
+    "SoftwareLicensingService",
+    (
+        "IsKeyManagementServiceMachine",
+        "KeyManagementServiceCurrentCount",
+        "RequiredClientCount",
+        "KeyManagementServiceTotalRequests",
+        "KeyManagementServiceFailedRequests",
+        "KeyManagementServiceLicensedRequests",
+        "KeyManagementServiceNonGenuineGraceRequests",
+        "KeyManagementServiceListeningPort",
+        "KeyManagementServiceDnsPublishing",
+        "KeyManagementServiceMachine",
+        "KeyManagementServicePort",
+        "DiscoveredKeyManagementServiceMachineName",
+        "DiscoveredKeyManagementServiceMachinePort",
+        "KeyManagementServiceLookupDomain",
+    ),
+)
+
+OPERATING_SYSTEM = WqlQuery(
+    "Win32_OperatingSystem",
+    ("Caption", "Version", "ProductType", "LocalDateTime", "CSName"),
+)
+
+COMPUTER_SYSTEM = WqlQuery(
+    "Win32_ComputerSystem",
+    ("Name", "Domain", "PartOfDomain"),
+)
+
+SPP_EVENTS = WqlQuery(
+    "Win32_NTLogEvent",
+    ("EventCode", "RecordNumber", "TimeGenerated", "InsertionStrings"),
+    where=(
+        f"Logfile = 'Application' AND SourceName = '{SPP_EVENT_SOURCE}' AND "
+        f"({' OR '.join(f'EventCode = {i}' for i in SPP_EVENT_IDS)})"
+    ),
+)
+
+# Always read, in this order; SPP_EVENTS is read only when a product's error code needs it.
+ALWAYS = (PRODUCT, SERVICE, OPERATING_SYSTEM, COMPUTER_SYSTEM)

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collectors.errors import InventoryError
+from collectors.inventory import (
+    LdapSource,
+    Target,
+    load_inventory,
+    parse_shard,
+    select_shard,
+    shard_index,
+)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_defaults_apply_when_only_host_is_given(tmp_path):
+    path = write(tmp_path, "inv.csv", "host,port,scheme,transport,credential,site,tags\nws01.corp.test,,,,,,\n")
+    [target] = load_inventory(path).targets
+    assert target == Target("ws01.corp.test", 5985, "http", "ntlm", "default", None, ())
+
+
+def test_csv_https_default_port_and_tags(tmp_path):
+    path = write(tmp_path, "inv.csv", "host,scheme,credential,site,tags\nsrv1,https,corp,Taipei,dc;tier0\n")
+    [target] = load_inventory(path).targets
+    assert (target.port, target.credential, target.site, target.tags) == (5986, "corp", "Taipei", ("dc", "tier0"))
+    assert target.endpoint == "https://srv1:5986/wsman"
+
+
+def test_bad_rows_are_reported_with_line_and_skipped(tmp_path):
+    text = (
+        "host,port,scheme,transport,credential,site,tags\n"
+        "good1,,,,,,\n"
+        "bad-transport,,,kerberos,,,\n"
+        "bad-port,70000,,,,,\n"
+        "GOOD1,,,,,,\n"
+        "good2,5985,http,basic,,,\n"
+    )
+    inventory = load_inventory(write(tmp_path, "inv.csv", text))
+    assert [t.host for t in inventory.targets] == ["good1", "good2"]
+    messages = [str(p) for p in inventory.problems]
+    assert messages[0].endswith("inv.csv:3: unknown transport 'kerberos' (use ntlm or basic)")
+    assert "inv.csv:4: port '70000' is out of range" in messages[1]
+    assert "inv.csv:5: duplicate host 'GOOD1' (first on line 2)" in messages[2]
+
+
+def test_wrong_header_refuses_the_file(tmp_path):
+    with pytest.raises(InventoryError, match="header must be"):
+        load_inventory(write(tmp_path, "inv.csv", "hostname,port\nx,1\n"))
+
+
+def test_missing_file_is_an_inventory_error(tmp_path):
+    with pytest.raises(InventoryError, match="cannot read inventory"):
+        load_inventory(tmp_path / "nope.csv")
+
+
+YAML_TEXT = """\
+defaults:
+  credential: corp
+  site: HQ
+hosts:
+  - ws01.corp.test
+  - host: srv01.corp.test
+    scheme: https
+    tags: [db]
+ranges:
+  - cidr: 10.1.0.0/30
+    site: lab
+  - 10.2.0.0/8
+ldap:
+  - url: ldap://127.0.0.1:1
+    base: dc=corp,dc=test
+    bind_credential: ldapreader
+    auth: simple
+    site: AD
+"""
+
+
+def test_yaml_sources_hosts_ranges_and_ldap(tmp_path):
+    seen: list[LdapSource] = []
+
+    def search(source, secrets):
+        seen.append(source)
+        return ["pc1.corp.test", "ws01.corp.test"]
+
+    inventory = load_inventory(write(tmp_path, "inv.yaml", YAML_TEXT), ldap_search=search)
+    hosts = {t.host: t for t in inventory.targets}
+    assert list(hosts) == ["ws01.corp.test", "srv01.corp.test", "10.1.0.1", "10.1.0.2", "pc1.corp.test"]
+    assert hosts["srv01.corp.test"].port == 5986 and hosts["srv01.corp.test"].tags == ("db",)
+    assert hosts["10.1.0.1"].site == "lab" and hosts["10.1.0.1"].credential == "corp"
+    assert hosts["pc1.corp.test"].site == "AD"
+    assert seen[0].auth == "simple" and seen[0].credential == "ldapreader"
+    problems = [str(p) for p in inventory.problems]
+    assert any(":12: range 10.2.0.0/8" in p and "needs force" in p for p in problems)
+    assert any("duplicate host 'ws01.corp.test'" in p for p in problems)
+
+
+def test_yaml_large_range_allowed_with_force(tmp_path):
+    path = write(tmp_path, "inv.yaml", "ranges:\n  - cidr: 10.0.0.0/15\n")
+    assert len(load_inventory(path, force=True).targets) == 2**17 - 2
+
+
+def test_yaml_ldap_failure_skips_only_that_source(tmp_path):
+    def search(source, secrets):
+        raise ConnectionError("cannot reach 127.0.0.1:1")
+
+    inventory = load_inventory(write(tmp_path, "inv.yaml", YAML_TEXT), ldap_search=search)
+    assert "ws01.corp.test" in {t.host for t in inventory.targets}
+    assert any("LDAP search" in str(p) and "cannot reach" in str(p) for p in inventory.problems)
+
+
+def test_shards_partition_the_inventory_exactly_once():
+    targets = [Target(f"host{i}.corp.test", 5985) for i in range(500)]
+    parts = [select_shard(targets, (k, 3)) for k in (1, 2, 3)]
+    names = [t.host for part in parts for t in part]
+    assert sorted(names) == sorted(t.host for t in targets)
+    assert all(len(p) > 100 for p in parts)
+    assert shard_index("HOST7.corp.test", 3) == shard_index("host7.corp.test", 3)
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1", "a/b", "1/0"])
+def test_bad_shard_text(text):
+    with pytest.raises(ValueError, match="shard must be K/N"):
+        parse_shard(text)
