@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-FLEET_HOSTS = 60
+FLEET_HOSTS = int(os.environ.get("ACTIVATION_E2E_FLEET_HOSTS", "60"))
 START_TIMEOUT_S = 90
 POLL_TIMEOUT_S = 600
 
