@@ -15,7 +15,7 @@ import binascii
 import contextlib
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -47,6 +47,8 @@ SOAP_CONTENT_TYPE: Final = "application/soap+xml;charset=UTF-8"
 OVERSIZED_BYTES: Final = 24 * 1024 * 1024
 DRIP_CHUNK: Final = 16
 DRIP_INTERVAL_S: Final = 1.0
+CERT_BLOCK: Final = 254  # addresses per server certificate: one /24 of the address plan
+TLS_HANDSHAKE_TIMEOUT_S: Final = 10.0
 
 
 class HttpError(Exception):
@@ -121,26 +123,37 @@ class _Connection:
 
 
 class TlsMaterial:
-    """Server certificates per address, issued on first use by the fleet CA (or an untrusted one)."""
+    """Server certificates for HTTPS addresses, from the fleet CA or, for the ``tls`` fault, an untrusted one.
+
+    Everything is issued by ``issue`` before any listener binds: key generation and context setup
+    would otherwise stall the event loop on a connection's first handshake. One certificate covers
+    up to ``CERT_BLOCK`` addresses (IP SANs plus ``localhost``), which keeps a 10,000-host fleet at
+    about 40 certificates while each handshake still carries only a few kB of chain.
+    """
 
     def __init__(self) -> None:
         import trustme  # only HTTPS fleets need it
 
         self.ca = trustme.CA(organization_name="Activation Monitor simulated fleet")
         self.rogue_ca = trustme.CA(organization_name="Untrusted simulated CA")
-        self._contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
 
     def ca_pem(self) -> bytes:
         return self.ca.cert_pem.bytes()
 
-    def context_for(self, address: str, untrusted: bool) -> ssl.SSLContext:
-        key = (address, untrusted)
-        if key not in self._contexts:
-            ca = self.rogue_ca if untrusted else self.ca
+    def issue(self, addresses: Iterable[str], *, untrusted: bool = False) -> None:
+        """Issue certificates for ``addresses`` (an address issued again gets a fresh certificate)."""
+        ca = self.rogue_ca if untrusted else self.ca
+        pending = list(addresses)
+        for start in range(0, len(pending), CERT_BLOCK):
+            block = pending[start : start + CERT_BLOCK]
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ca.issue_cert(address, "localhost").configure_cert(context)
-            self._contexts[key] = context
-        return self._contexts[key]
+            ca.issue_cert(*block, "localhost").configure_cert(context)
+            self._contexts.update(dict.fromkeys(block, context))
+
+    def context_for(self, address: str) -> ssl.SSLContext:
+        """The server context of an issued address; ``KeyError`` when ``issue`` never covered it."""
+        return self._contexts[address]
 
 
 class FleetServer:
@@ -171,6 +184,7 @@ class FleetServer:
 
     async def start(self) -> None:
         """Bind every listener; raises ``OSError`` when an address or port is taken."""
+        self._issue_certificates()
         self._ntlm_token = NtlmUserFile.register(self.creds)
         for host in self.plan.bound_hosts():
             await self._listen(host)
@@ -184,13 +198,30 @@ class FleetServer:
         )
         self._dns = transport
 
+    def _issue_certificates(self) -> None:
+        """Certificates for every HTTPS listener, so no handshake waits for one."""
+        https = [h for h in self.plan.bound_hosts() if h.scheme == "https"]
+        if not https:
+            return
+        if self.tls is None:
+            raise ValueError("HTTPS hosts need TlsMaterial")
+        for untrusted in (False, True):
+            addresses = [self.plan.addresses[h.name] for h in https if (h.fault == "tls") == untrusted]
+            self.tls.issue(addresses, untrusted=untrusted)
+
     async def _listen(self, host: Host) -> None:
         address = self.plan.addresses[host.name]
 
         async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._connection(reader, writer, host.name, address)
+            await self._connection(reader, writer, host.name)
 
-        server = await asyncio.start_server(handler, address, self.plan.port_for(host), backlog=256)
+        # TLS belongs to the listener: upgrading an accepted plain stream loses a ClientHello
+        # that the stream reader has already buffered, and the handshake then stalls.
+        context = self.tls.context_for(address) if host.scheme == "https" and self.tls is not None else None
+        timeout = TLS_HANDSHAKE_TIMEOUT_S if context is not None else None
+        server = await asyncio.start_server(
+            handler, address, self.plan.port_for(host), backlog=256, ssl=context, ssl_handshake_timeout=timeout
+        )
         self._servers.append(server)
 
     async def stop(self) -> None:
@@ -210,15 +241,13 @@ class FleetServer:
 
     # --- one connection ----------------------------------------------------------------------
 
-    async def _connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, address: str
-    ) -> None:
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         self.stats["connections"] += 1
         try:
-            await self._serve(reader, writer, name, address)
+            await self._serve(reader, writer, name)
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError, OSError):
             self.stats["connection_errors"] += 1
         except asyncio.CancelledError:
@@ -231,12 +260,7 @@ class FleetServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str, address: str) -> None:
-        host = self.plan.host(name)
-        if host.scheme == "https":
-            if self.tls is None:
-                return
-            await asyncio.wait_for(writer.start_tls(self.tls.context_for(address, host.fault == "tls")), 10)
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
         conn = _Connection()
         while True:
             request = await read_request(reader)
