@@ -67,7 +67,9 @@ def healthy_targets(inventory: Path, truth: list[dict]) -> list:
     return [t for t in load_inventory(inventory).targets if t.host in healthy]
 
 
-def collector_run(sim, targets, password: str, concurrency: int, url: str, workdir: Path) -> dict:
+def collector_run(
+    sim, targets, password: str, concurrency: int, processes: int | None, url: str, workdir: Path
+) -> dict:
     ctx = PollContext(
         credentials={"default": Credential("default", "bench", SecretStr(password))},
         probes=Probes.for_settings(sim.dns_server, connect_timeout_s=2.0),
@@ -75,10 +77,10 @@ def collector_run(sim, targets, password: str, concurrency: int, url: str, workd
         host_timeout_s=30,
     )
     before = replace(wsman.COUNTER)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = collector_cpu_s(), time.perf_counter()
     summary = run_poll(targets, ctx, database_url=url, spool=Spool(workdir / "spool"),
-                       options=RunOptions(concurrency=concurrency, collector="bench"))  # fmt: skip
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+                       options=RunOptions(concurrency=concurrency, collector="bench", processes=processes))  # fmt: skip
+    wall, cpu = time.perf_counter() - wall0, collector_cpu_s() - cpu0
     n = summary.succeeded + summary.failed
     return {
         "hosts": n,
@@ -89,7 +91,29 @@ def collector_run(sim, targets, password: str, concurrency: int, url: str, workd
         "collector_cpu_ms_per_host": round(cpu * 1000 / n, 2),
         "requests_per_host": round((wsman.COUNTER.requests - before.requests) / n, 2),
         "connections_per_host": round((wsman.COUNTER.connections - before.connections) / n, 2),
+        "failure_samples": failure_samples(url) if summary.failed else [],
+        "peak_rss_mb_per_worker_process": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+        if processes != 1
+        else None,
     }
+
+
+def failure_samples(url: str, limit: int = 5) -> list[str]:
+    from models import queries
+    from models.filters import HostFilter
+
+    engine = db.open_database(url)
+    with engine.connect() as conn:
+        frame = queries.host_page(conn, HostFilter(), limit=100_000)
+    engine.dispose()
+    errors = [e for e in frame["poll_error"].tolist() if isinstance(e, str) and e]
+    return errors[:limit]
+
+
+def collector_cpu_s() -> float:
+    """CPU of this process plus its finished worker processes (the simulator is reaped only later)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def baseline_run(targets, password: str, sample: int) -> dict:
@@ -134,6 +158,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--processes", type=int, default=None, help="worker processes (default: the collector's)")
     parser.add_argument("--baseline-hosts", type=int, default=30)
     parser.add_argument("--db-results", type=int, default=5000)
     args = parser.parse_args()
@@ -144,8 +169,9 @@ def main() -> None:
         try:
             targets = healthy_targets(sim.inventory, truth)
             url = f"sqlite:///{workdir / 'bench.db'}"
-            report = {"fleet_hosts": args.hosts, "latency_ms": args.latency_ms, "concurrency": args.concurrency}
-            report["collector"] = collector_run(sim, targets, password, args.concurrency, url, workdir)
+            report = {"fleet_hosts": args.hosts, "latency_ms": args.latency_ms, "concurrency": args.concurrency,
+                      "processes": args.processes or "auto"}  # fmt: skip
+            report["collector"] = collector_run(sim, targets, password, args.concurrency, args.processes, url, workdir)
             report["baseline"] = baseline_run(targets, password, args.baseline_hosts)
             report["speedup"] = round(report["collector"]["hosts_per_s"] / report["baseline"]["hosts_per_s"], 1)
         finally:

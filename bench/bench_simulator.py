@@ -63,7 +63,7 @@ def message(protocol: winrm.protocol.Protocol) -> str:
 
 
 def make_protocol(address: str, port: int, transport: str) -> winrm.protocol.Protocol:
-    return winrm.protocol.Protocol(f"http://{address}:{port}/wsman", transport=transport, username="bench",
+    return winrm.protocol.Protocol(f"http://{address}:{port}/wsman", transport=transport, username="bench",  # type: ignore[arg-type]
                                    password=PASSWORD, proxy=None, message_encryption="auto")  # fmt: skip
 
 

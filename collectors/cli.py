@@ -14,10 +14,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -62,7 +62,7 @@ def _fail(exc: CliError) -> typer.Exit:
     return typer.Exit(exc.code)
 
 
-def _settings(**overrides: object) -> Settings:
+def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
@@ -82,6 +82,9 @@ def poll(
     watch: Annotated[float | None, typer.Option(help="Poll again every INTERVAL seconds until stopped.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     force: Annotated[bool, typer.Option(help="Allow CIDR ranges larger than /16.")] = False,
+    processes: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes (default: 2 for 1,000+ hosts, else 1).")
+    ] = None,
 ) -> None:
     """Poll every host of the inventory and store the results."""
     try:
@@ -89,7 +92,7 @@ def poll(
         targets, credentials = _prepare(settings, inventory, shard, force)
         code = EXIT_OK
         while True:
-            summary = _run_once(settings, targets, credentials, shard)
+            summary = _run_once(settings, targets, credentials, shard, processes)
             _report(summary, json_output)
             code = EXIT_OK if summary.status.value == "complete" else EXIT_INCOMPLETE
             if watch is None or summary.stopped_by == "interrupted" or not _sleep(watch):
@@ -125,7 +128,11 @@ def _report_problems(inventory: Inventory) -> None:
 
 
 def _run_once(
-    settings: Settings, targets: tuple[object, ...], credentials: dict[str, Credential], shard: str | None
+    settings: Settings,
+    targets: tuple[object, ...],
+    credentials: dict[str, Credential],
+    shard: str | None,
+    processes: int | None = None,
 ) -> RunSummary:
     ctx = poll_context(settings, credentials)
     options = RunOptions(
@@ -133,6 +140,7 @@ def _run_once(
         run_timeout_s=settings.run_timeout_s,
         collector=settings.collector_name or RunOptions().collector,
         shard=shard,
+        processes=processes,
     )
     with _progress(len(targets)) as on_progress:
         try:
@@ -181,7 +189,7 @@ def _sleep(seconds: float) -> bool:
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[object]:
+def _progress(total: int) -> Iterator[Callable[[PollProgress], None]]:
     console = Console(stderr=True)
     if console.is_terminal and not os.environ.get("CI"):
         with _bar(console, total) as callback:
@@ -191,7 +199,7 @@ def _progress(total: int) -> Iterator[object]:
 
 
 @contextmanager
-def _bar(console: Console, total: int) -> Iterator[object]:
+def _bar(console: Console, total: int) -> Iterator[Callable[[PollProgress], None]]:
     columns = (
         TextColumn("polling"),
         BarColumn(),

@@ -16,7 +16,7 @@ from collectors.probes import Probes, SrvAnswer
 from knowledge.codes import codes_for_check
 from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_CLIENT_THRESHOLD, KMS_DEFAULT_PORT, KMS_SERVER_THRESHOLD
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
-from models.records import Finding, ProductState
+from models.records import EvidenceValue, Finding, ProductState
 
 CHECK_KMS_COUNT = "kms_count"
 CHECK_CLOCK_SKEW = "clock_skew"
@@ -122,7 +122,7 @@ def _in_grace(product: ProductState) -> bool:
 def clock_skew(facts: HostFacts) -> Finding:
     assert facts.host_time is not None
     skew = (facts.host_time - facts.collector_time).total_seconds()
-    evidence = {
+    evidence: dict[str, EvidenceValue] = {
         "host_time_utc": facts.host_time.astimezone(facts.collector_time.tzinfo).isoformat(),
         "collector_time_utc": facts.collector_time.isoformat(),
         "skew_seconds": round(skew, 1),
@@ -138,7 +138,7 @@ def dns_srv(answer: SrvAnswer, error_code: str | None) -> Finding:
     related = error_code if error_code in DNS_CODES else None
     if answer.found:
         targets = ", ".join(f"{r.target}:{r.port}" for r in answer.records[:5])
-        evidence = {"name": answer.name, "records": targets}
+        evidence: dict[str, EvidenceValue] = {"name": answer.name, "records": targets}
         return Finding(CHECK_DNS_SRV, Severity.OK, f"{answer.name} -> {targets}", related, evidence)
     evidence = {"name": answer.name, "error": answer.error}
     summary = f"No KMS SRV record: {answer.name} ({answer.error})"
@@ -148,7 +148,12 @@ def dns_srv(answer: SrvAnswer, error_code: str | None) -> Finding:
 def kms_port(use: KmsUse, probes: Probes, error_code: str | None) -> Finding:
     answer = probes.tcp(use.host, use.port)
     related = error_code if error_code in PORT_CODES else None
-    evidence = {"kms_host": use.host, "port": use.port, "source": use.source, "address": answer.address}
+    evidence: dict[str, EvidenceValue] = {
+        "kms_host": use.host,
+        "port": use.port,
+        "source": use.source,
+        "address": answer.address,
+    }
     if answer.ok:
         return Finding(CHECK_KMS_PORT, Severity.OK, f"{use.host}:{use.port} accepts connections", related, evidence)
     evidence["error"] = answer.error
@@ -158,7 +163,7 @@ def kms_port(use: KmsUse, probes: Probes, error_code: str | None) -> Finding:
 
 def grace_expiry(product: ProductState, warning_days: int) -> Finding:
     minutes = product.grace_minutes
-    evidence = {
+    evidence: dict[str, EvidenceValue] = {
         "product_id": product.product_id,
         "license_status": product.license_status.value,
         "grace_minutes": minutes,
@@ -196,7 +201,7 @@ def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding 
         return None
     needed = KMS_SERVER_THRESHOLD if client.is_server else KMS_CLIENT_THRESHOLD
     count = int(entry.current_count)
-    evidence = {"kms_host": client.kms_host, "current_count": count, "required": needed}
+    evidence: dict[str, EvidenceValue] = {"kms_host": client.kms_host, "current_count": count, "required": needed}
     related = client.error_code if client.error_code in COUNT_CODES else None
     if count < needed:
         summary = f"KMS host {client.kms_host} has count {count}; this {_kind(client)} needs {needed}"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import ipaddress
+import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +32,12 @@ DEFAULT_CREDENTIAL = "default"
 MAX_PREFIX_WITHOUT_FORCE = 16
 LDAP_PAGE_SIZE = 500
 
+log = logging.getLogger("collectors")
+
 Scheme = Literal["http", "https"]
 Transport = Literal["ntlm", "basic"]
+LdapAuth = Literal["ntlm", "simple", "anonymous"]
+LDAP_AUTHS = ("ntlm", "simple", "anonymous")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,7 @@ class LdapSource:
     url: str
     base: str
     credential: str
-    auth: Literal["simple", "ntlm"] = "ntlm"
+    auth: LdapAuth = "ntlm"
     page_size: int = LDAP_PAGE_SIZE
     ca_bundle: str | None = None
     timeout_s: float = 10.0
@@ -218,7 +224,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
+    mapping = {str(key): value for key, value in loader.construct_mapping(node, deep=True).items()}
     mapping[LINE_KEY] = node.start_mark.line + 1
     return mapping
 
@@ -338,21 +344,29 @@ def _yaml_ldap(
 
 
 def _ldap_source(fields: dict[str, Any]) -> LdapSource:
-    missing = [k for k in ("url", "base", "bind_credential") if not fields.get(k)]
+    auth = str(fields.get("auth", "ntlm")).lower()
+    if auth not in LDAP_AUTHS:
+        raise _RowError(f"ldap auth {auth!r} is not one of {', '.join(LDAP_AUTHS)}")
+    needed = ("url", "base") if auth == "anonymous" else ("url", "base", "bind_credential")
+    missing = [k for k in needed if not fields.get(k)]
     if missing:
         raise _RowError(f"ldap source needs {', '.join(missing)}")
-    auth = str(fields.get("auth", "ntlm")).lower()
-    if auth not in ("simple", "ntlm"):
-        raise _RowError(f"ldap auth {auth!r} is not simple or ntlm")
     return LdapSource(
         url=str(fields["url"]),
         base=str(fields["base"]),
-        credential=str(fields["bind_credential"]),
-        auth=auth,  # type: ignore[arg-type]  # checked above
-        page_size=int(fields.get("page_size", LDAP_PAGE_SIZE)),
+        credential=str(fields.get("bind_credential") or ""),
+        auth=auth,  # type: ignore[arg-type]  # checked against LDAP_AUTHS above
+        page_size=_positive_int(fields.get("page_size", LDAP_PAGE_SIZE), "page_size"),
         ca_bundle=fields.get("ca_bundle"),
         timeout_s=float(fields.get("timeout_s", 10.0)),
     )
+
+
+def _positive_int(value: Any, name: str) -> int:
+    text = _text(value)
+    if not text.isdigit() or int(text) < 1:
+        raise _RowError(f"ldap {name} {text!r} is not a positive whole number")
+    return int(text)
 
 
 # Enabled accounts are checked on the client: the AD bitwise matching rule is not portable.
@@ -365,27 +379,40 @@ def search_computers(source: LdapSource, secrets: Mapping[str, str]) -> Iterator
     """``dNSHostName`` of enabled Windows computer accounts under ``source.base`` (paged search)."""
     import ldap3  # imported here: only YAML inventories with an ldap section need it
 
+    tls = ldap3.Tls(ca_certs_file=source.ca_bundle) if source.ca_bundle else None
+    server = ldap3.Server(source.url, get_info=ldap3.NONE, tls=tls, connect_timeout=source.timeout_s)
+    connection = ldap3.Connection(
+        server,
+        **_ldap_bind(source, secrets),
+        read_only=True,
+        receive_timeout=max(1, math.ceil(source.timeout_s)),  # ldap3 packs it as a whole number
+        raise_exceptions=True,
+    )
+    with connection:
+        yield from _enabled_hosts(connection, source)
+
+
+def _ldap_bind(source: LdapSource, secrets: Mapping[str, str]) -> dict[str, Any]:
+    """ldap3 bind arguments: anonymous, or the bind credential with simple or NTLM authentication."""
+    import ldap3
+
     from collectors.credentials import CredentialError, load_credentials
 
+    if source.auth == "anonymous":
+        return {"authentication": ldap3.ANONYMOUS}
     try:
         credential = load_credentials([source.credential], environ=secrets or None).get(source.credential)
     except CredentialError as exc:
         raise _RowError(str(exc)) from None
     if credential is None:
         raise _RowError(f"ldap bind credential {source.credential!r} is not configured")
-    tls = ldap3.Tls(ca_certs_file=source.ca_bundle) if source.ca_bundle else None
-    server = ldap3.Server(source.url, get_info=ldap3.NONE, tls=tls, connect_timeout=source.timeout_s)
-    connection = ldap3.Connection(
-        server,
-        user=credential.username,
-        password=credential.password.get_secret_value(),
-        authentication=ldap3.NTLM if source.auth == "ntlm" else ldap3.SIMPLE,
-        read_only=True,
-        receive_timeout=source.timeout_s,
-        raise_exceptions=True,
-    )
-    with connection:
-        yield from _enabled_hosts(connection, source)
+    if source.auth == "simple" and not source.url.lower().startswith("ldaps://"):
+        log.warning("ldap source %s: simple bind over plain LDAP sends the password in clear", source.url)
+    return {
+        "user": credential.username,
+        "password": credential.password.get_secret_value(),
+        "authentication": ldap3.NTLM if source.auth == "ntlm" else ldap3.SIMPLE,
+    }
 
 
 def _enabled_hosts(connection: Any, source: LdapSource) -> Iterator[str]:

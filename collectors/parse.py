@@ -115,7 +115,7 @@ def _instance(item: ET.Element, class_name: str) -> WmiInstance:
         value = _value(prop)
         if key in values:
             previous = values[key]
-            values[key] = (*(previous if isinstance(previous, tuple) else (previous,)), value)  # type: ignore[misc]
+            values[key] = (*(previous if isinstance(previous, tuple) else (previous,)), value)
         else:
             values[key] = value
     return WmiInstance(class_name if name == "XmlFragment" else name, tuple(values.items()))

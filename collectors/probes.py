@@ -11,7 +11,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dns.exception
 import dns.resolver
@@ -88,6 +88,18 @@ class Probes:
         return cls(
             make_resolver(dns_server), use_system_resolver=dns_server is None, connect_timeout_s=connect_timeout_s
         )
+
+    def __getstate__(self) -> dict[str, object]:
+        # A worker process gets the configuration with its own lock and an empty cache.
+        return {
+            "resolver": self.resolver,
+            "use_system_resolver": self.use_system_resolver,
+            "connect_timeout_s": self.connect_timeout_s,
+            "connect": self.connect,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]  # dataclass fields, rebuilt with fresh lock and cache
 
     def srv(self, domain: str) -> SrvAnswer:
         """The ``_vlmcs._tcp`` records of ``domain`` (cached)."""

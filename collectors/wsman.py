@@ -10,8 +10,10 @@ interpret WMI data (``parse`` does).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import math
 import socket
@@ -21,10 +23,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import requests
+import spnego
+import spnego.channel_bindings
 from requests.adapters import HTTPAdapter
+from requests_ntlm import HttpNtlmAuth
+from requests_ntlm.requests_ntlm import ShimSessionSecurity
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
@@ -33,7 +40,7 @@ from winrm.transport import Transport
 
 from collectors import parse
 from collectors.credentials import Credential
-from collectors.errors import PollTimeout, ProtocolError, ReplyTooLarge
+from collectors.errors import DnsError, PollTimeout, ProtocolError, ReplyTooLarge
 from collectors.inventory import Target
 from collectors.wmi import CIMV2_WILDCARD_URI, WqlQuery
 
@@ -162,7 +169,7 @@ _current = threading.local()
 
 @dataclass
 class ExchangeCounter:
-    """Connections opened and HTTP requests sent by this process (for benchmarks and tests)."""
+    """Connections opened and HTTP requests sent by this process and its finished poll workers."""
 
     connections: int = 0
     requests: int = 0
@@ -172,6 +179,9 @@ COUNTER = ExchangeCounter()
 
 
 class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _routed_conn(self, super()._new_conn)
+
     def connect(self) -> None:
         super().connect()
         _register_socket(self.sock)
@@ -183,6 +193,9 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _routed_conn(self, super()._new_conn)
+
     def connect(self) -> None:
         super().connect()
         _register_socket(self.sock)
@@ -191,6 +204,24 @@ class _WatchedHTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         COUNTER.requests += 1
         super().request(*args, **kwargs)
+
+
+def _routed_conn(conn: HTTPConnection, new_conn: Callable[[], socket.socket]) -> socket.socket:
+    """Open the socket to the address resolved under the host's deadline.
+
+    Only the TCP connect uses the address: the Host header, TLS SNI and the certificate check keep
+    the inventory's host name (urllib3 reads both from ``_dns_host``, so it is swapped for the connect).
+    """
+    transport = getattr(_current, "transport", None)
+    address = getattr(transport, "address", None)
+    if not address:
+        return new_conn()
+    name = conn._dns_host
+    conn._dns_host = address
+    try:
+        return new_conn()
+    finally:
+        conn._dns_host = name
 
 
 def _register_socket(sock: socket.socket | None) -> None:
@@ -247,6 +278,7 @@ class BoundedTransport(Transport):
 
     deadline: Deadline
     options: WsmanOptions
+    address: str | None = None  # where to connect; the endpoint's host name stays for HTTP and TLS
 
     def start_watch(self, watchdog: Watchdog | None = None) -> None:
         self.sockets: list[socket.socket] = []
@@ -267,6 +299,22 @@ class BoundedTransport(Transport):
     def close_session(self) -> None:
         self.finished = True
         super().close_session()
+
+    def build_session(self) -> requests.Session:
+        fresh = self.session is None
+        session = super().build_session()
+        if fresh:  # HTTPS: no encryption set-up, so nothing has been sent yet
+            self._preempt(session)
+        return session
+
+    def setup_encryption(self, session: requests.Session) -> None:
+        self._preempt(session)
+        super().setup_encryption(session)
+
+    def _preempt(self, session: requests.Session) -> None:
+        session.trust_env = False  # proxies and CA come from our options, not the environment
+        if self.auth_method == "ntlm" and not isinstance(session.auth, PreemptiveNtlmAuth):
+            session.auth = PreemptiveNtlmAuth(self.username, self.password, send_cbt=self.send_cbt)
 
     def _send_message_request(
         self, session: requests.Session, prepared_request: requests.PreparedRequest
@@ -306,6 +354,66 @@ class BoundedTransport(Transport):
         return response
 
 
+class PreemptiveNtlmAuth(HttpNtlmAuth):
+    """NTLM that sends its NEGOTIATE token with the first request, as the Windows WinRM client does.
+
+    requests_ntlm first sends the request without credentials, waits for the 401, then starts the
+    handshake: three exchanges before the first answer. Sending NEGOTIATE up front makes it two
+    (NEGOTIATE -> CHALLENGE, AUTHENTICATE -> answer) on the same connection.
+    """
+
+    def __init__(self, username: str | None, password: str | None, *, send_cbt: bool = True) -> None:
+        super().__init__(username, password, send_cbt=send_cbt)
+        self._client: Any = None
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Connection"] = "Keep-Alive"
+        if self.session_security is None and self._client is None:
+            self._client = spnego.client(
+                self.username,
+                self.password,
+                protocol="ntlm",
+                hostname=urlsplit(r.url or "").hostname or "unspecified",
+                service="http",
+                options=spnego.NegotiateOptions.use_ntlm,
+            )
+            r.headers["Authorization"] = "NTLM " + base64.b64encode(self._client.step() or b"").decode()
+        r.register_hook("response", self._answer_challenge)
+        return r
+
+    def _answer_challenge(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        client, self._client = self._client, None
+        challenge = _ntlm_token(response.headers.get("WWW-Authenticate", ""))
+        if response.status_code != 401 or client is None or challenge is None:
+            return response  # a 401 without a challenge is a refusal; the transport reports it
+        bindings = self._channel_bindings(response)
+        authenticate = client.step(challenge, channel_bindings=bindings)
+        response.content  # noqa: B018  # read the body so the connection can carry the next request
+        response.raw.release_conn()
+        request = response.request.copy()
+        if request.body is not None and hasattr(request.body, "seek"):
+            request.body.seek(0)
+        request.headers["Authorization"] = "NTLM " + base64.b64encode(authenticate or b"").decode()
+        answer: requests.Response = response.connection.send(request, **kwargs)
+        answer.history.append(response)
+        self.session_security = ShimSessionSecurity(client)
+        return answer
+
+    def _channel_bindings(self, response: requests.Response) -> spnego.channel_bindings.GssChannelBindings | None:
+        certificate_hash = self._get_server_cert(response)
+        if not certificate_hash:
+            return None
+        return spnego.channel_bindings.GssChannelBindings(application_data=b"tls-server-end-point:" + certificate_hash)
+
+
+def _ntlm_token(header: str) -> bytes | None:
+    for part in header.split(","):
+        scheme, _, token = part.strip().partition(" ")
+        if scheme.lower() == "ntlm" and token.strip():
+            return base64.b64decode(token.strip())
+    return None
+
+
 def _read_capped(response: requests.Response, options: WsmanOptions, deadline: Deadline) -> None:
     """Read the body into ``response`` chunk by chunk, stopping at the cap or the deadline."""
     declared = response.headers.get("Content-Length", "")
@@ -323,11 +431,68 @@ def _read_capped(response: requests.Response, options: WsmanOptions, deadline: D
     response._content_consumed = True
 
 
+# --- name resolution -----------------------------------------------------------------------------
+#
+# getaddrinfo cannot be interrupted and a slow resolver would stall inside connect, outside any
+# socket timeout; so the lookup runs in its own thread and the worker waits at most the time left.
+
+Resolver = Callable[[str, int], str]
+
+
+def system_resolve(host: str, port: int) -> str:
+    """The first address the system resolver gives for ``host`` (raises ``socket.gaierror``)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return str(infos[0][4][0])
+
+
+def resolve_host(host: str, port: int, deadline: Deadline, resolver: Resolver = system_resolve) -> str:
+    """``host``'s address, looked up within ``deadline``; an address is returned as it is."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    answer: list[str | BaseException] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            answer.append(resolver(host, port))
+        except Exception as exc:
+            answer.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve-{host}", daemon=True).start()
+    if not done.wait(max(deadline.check("resolving the host name"), 0.0)):
+        raise DnsError(f"{host}: no answer from the resolver within the host deadline of {deadline.seconds:g}s")
+    result = answer[0]
+    if isinstance(result, BaseException):
+        raise DnsError(f"{host} does not resolve: {_lookup_reason(result)}") from result
+    return result
+
+
+def _lookup_reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 # --- protocol per host ---------------------------------------------------------------------------
 
 
-def open_protocol(target: Target, credential: Credential, options: WsmanOptions, deadline: Deadline) -> Protocol:
-    """A fresh ``Protocol`` for one host; the caller closes it with ``close_protocol``."""
+def open_protocol(
+    target: Target,
+    credential: Credential,
+    options: WsmanOptions,
+    deadline: Deadline,
+    resolver: Resolver = system_resolve,
+) -> Protocol:
+    """A fresh ``Protocol`` for one host; the caller closes it with ``close_protocol``.
+
+    The host name is resolved first, within the deadline (raises ``DnsError``).
+    """
+    address = resolve_host(target.host, target.port, deadline, resolver)
     read_timeout = max(2, math.ceil(options.read_timeout_s))
     kwargs: dict[str, Any] = {
         "endpoint": target.endpoint,
@@ -337,12 +502,16 @@ def open_protocol(target: Target, credential: Credential, options: WsmanOptions,
         "ca_trust_path": options.ca_bundle,
         "read_timeout_sec": read_timeout,
         "message_encryption": _encryption(target),
-        "proxy": None,
+        # Not None: pywinrm turns None into {"no_proxy": "*"}, and requests then sets and deletes
+        # os.environ["no_proxy"] around every lookup, which races between threads (KeyError).
+        # Empty proxies mean "direct" without touching the environment.
+        "proxy": "",
     }
     protocol = Protocol(transport=target.transport, operation_timeout_sec=read_timeout - 1, **kwargs)
     transport = BoundedTransport(auth_method=target.transport, **kwargs)
     transport.deadline = deadline
     transport.options = options
+    transport.address = address
     transport.start_watch()
     protocol.transport = transport
     return protocol

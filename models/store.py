@@ -463,6 +463,14 @@ def refresh_rollup(conn: Connection, day: date) -> None:
     conn.execute(_insert(conn, DailyRollup).from_select(columns, counted))
 
 
+def running_run_pids(conn: Connection, *, collector: str) -> set[int]:
+    """Process ids of ``collector``'s runs still marked running."""
+    stmt = select(PollRun.pid).where(
+        PollRun.collector == collector, PollRun.status == RunStatus.RUNNING.value, PollRun.pid.is_not(None)
+    )
+    return {pid for pid in conn.execute(stmt).scalars() if pid is not None}
+
+
 def mark_abandoned_runs(conn: Connection, *, collector: str, alive_pids: Iterable[int], now: datetime) -> int:
     """Mark this collector's runs still 'running' whose process is gone as incomplete; returns how many."""
     running = and_(

@@ -1,0 +1,64 @@
+"""Runs left 'running' by a collector that was killed are closed as incomplete by the next run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+from pydantic import SecretStr
+
+from collectors.credentials import Credential
+from collectors.inventory import Target
+from collectors.poller import PollContext, RunOptions, run_poll
+from collectors.probes import Probes
+from collectors.spool import Spool
+from models import db, queries, store
+from tests.collectors.slapd import free_port
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait(timeout=30)
+    return process.pid
+
+
+def context() -> PollContext:
+    credential = Credential("default", "user", SecretStr("pw"))
+    return PollContext(credentials={"default": credential}, probes=Probes.for_settings(None), host_timeout_s=2.0)
+
+
+def run_statuses(url: str) -> dict[int, str]:
+    engine = db.open_database(url)
+    try:
+        with engine.connect() as conn:
+            return queries.poll_runs(conn).set_index("id")["status"].to_dict()
+    finally:
+        engine.dispose()
+
+
+def test_next_run_marks_a_killed_collectors_run_incomplete(tmp_path):
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    still_running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        engine = db.open_database(url)
+        with engine.begin() as conn:
+            start = {"shard": None, "hosts_total": 5, "started_at": T0}
+            killed = store.start_run(conn, collector="box1", pid=dead_pid(), **start)
+            live = store.start_run(conn, collector="box1", pid=still_running.pid, **start)
+            elsewhere = store.start_run(conn, collector="box2", pid=dead_pid(), **start)
+        engine.dispose()
+        targets = (Target("127.0.0.1", free_port()),)  # nobody listens there: a quick 'refused'
+        summary = run_poll(
+            targets, context(), database_url=url, spool=Spool(tmp_path / "spool"), options=RunOptions(collector="box1")
+        )
+    finally:
+        still_running.kill()
+        still_running.wait(timeout=10)
+    runs = run_statuses(url)
+    assert runs[killed] == "incomplete"
+    assert runs[live] == "running"  # its collector is still at work
+    assert runs[elsewhere] == "running"  # another machine's collector: its pids mean nothing here
+    assert runs[summary.run_id] == "complete"
