@@ -10,6 +10,7 @@ neither configured the dashboard is open, which is why ``.streamlit/config.toml`
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,7 +20,11 @@ from pydantic import SecretStr
 from ui.i18n import t
 
 SIGNED_IN_KEY = "_am_signed_in"
+FAILURES_KEY = "_am_sign_in_failures"
 PASSWORD_KEY = "auth_password_input"  # noqa: S105 - a widget key, not a password
+MAX_FAILURES = 5
+LOCKOUT_S = 300.0
+FAILURE_DELAY_S = 1.0  # every wrong password costs the guesser a second
 
 
 def gate(password: SecretStr | None) -> bool:
@@ -63,12 +68,24 @@ def _password_gate(password: SecretStr) -> bool:
     with st.form("sign_in"):
         given = st.text_input(t("Password"), type="password", key=PASSWORD_KEY)
         submitted = st.form_submit_button(t("Sign in"))
+    failures = _recent_failures(time.monotonic())
+    if len(failures) >= MAX_FAILURES:
+        st.error(t("Too many wrong passwords. Try again in a few minutes."))
+        return False
     if submitted and password_matches(given, password):
         st.session_state[SIGNED_IN_KEY] = True
+        st.session_state.pop(FAILURES_KEY, None)
         st.rerun()
     if submitted:
+        st.session_state[FAILURES_KEY] = [*failures, time.monotonic()]
+        time.sleep(FAILURE_DELAY_S)
         st.error(t("Wrong password."))
     return False
+
+
+def _recent_failures(now: float) -> list[float]:
+    """This session's wrong passwords within the lockout window."""
+    return [at for at in st.session_state.get(FAILURES_KEY, []) if now - at < LOCKOUT_S]
 
 
 def _sign_out() -> None:

@@ -29,7 +29,7 @@ def state(found: HostDetail) -> None:
     columns[1].metric(t("Activation type"), t(row.activation_type or "unknown"))
     columns[2].metric(t("Error code"), row.error_code or "-", help=row.error_title or None)
     last_seen = (row.last_seen_utc or "").replace("T", " ").removesuffix("Z")[:16]
-    columns[3].metric(t("Last successful poll"), last_seen or t("never"), help="UTC")
+    columns[3].metric(t("Last successful poll"), last_seen or t("never"), help=t("Times are UTC."))
     if row.poll_error:
         st.warning(t("Last poll failed ({cls})").format(cls=row.poll_error.split(":", 1)[0]))
         st.text(row.poll_error)
@@ -45,7 +45,7 @@ def identity_frame(found: HostDetail) -> pd.DataFrame:
         (t("host"), row.host),
         (t("computer name"), row.computer_name),
         (t("domain"), row.domain),
-        ("FQDN", found.fqdn),
+        (t("FQDN"), found.fqdn),
         (t("site"), row.site),
         (t("OS"), " ".join(x for x in (row.os, found.os_version) if x)),
         (t("product type"), row.product_type),
@@ -53,7 +53,7 @@ def identity_frame(found: HostDetail) -> pd.DataFrame:
         (t("grace days left"), _text(row.grace_days_remaining)),
         (t("Clock skew (s)"), "" if found.clock_skew_s is None else f"{found.clock_skew_s:.1f}"),
         (t("Last attempt"), views.when(found.last_attempt_at)),
-        ("tags", ", ".join(found.tags)),
+        (t("tags"), ", ".join(found.tags)),
     ]
     return pd.DataFrame([(k, _text(v)) for k, v in pairs], columns=[t("Current state"), ""])
 

@@ -63,6 +63,19 @@ def test_password_gate_shows_no_data_before_sign_in(seeded_db_url, monkeypatch: 
     assert at.button(key="sign_out")
 
 
+def test_repeated_wrong_passwords_lock_the_session_out(seeded_db_url, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("ACTIVATION_AUTH_PASSWORD", "correct horse")
+    monkeypatch.setattr("ui.auth.FAILURE_DELAY_S", 0.0)
+    at = app().run()
+    for _ in range(5):
+        at.text_input(key="auth_password_input").input("guess")
+        at.button[0].click().run()
+    at.text_input(key="auth_password_input").input("correct horse")
+    at.button[0].click().run()
+    assert at.error[0].value.startswith("Too many wrong passwords")
+    assert not at.metric and not at.dataframe, "even the right password waits out the lockout"
+
+
 def test_oidc_gate_asks_for_sign_in_when_configured(seeded_db_url):
     at = app()
     at.secrets["auth"] = {

@@ -110,12 +110,23 @@ def test_every_failing_row_links_to_its_knowledge_base_entry(seeded_db_url):
     assert table[table["error_code"].isna()]["resolution"].isna().all()
 
 
-def test_host_supplied_text_is_never_markdown(seeded_db_url):
-    at = open_page("ui/pages/hosts.py")
-    table = frame(at, "resolution")
-    assert HOSTILE_NAME in set(table["computer_name"])
-    rendered = [m.value for m in at.markdown] + [c.value for c in at.caption]
-    assert not any("onerror" in text for text in rendered)
+def markdown_rendered(at) -> list[str]:
+    """Every text the page hands to Streamlit's Markdown renderer."""
+    kinds = ("markdown", "caption", "title", "header", "subheader", "info", "warning", "error", "success")
+    texts = [str(element.value) for kind in kinds for element in getattr(at, kind)]
+    texts += [str(m.label) for m in at.metric] + [str(m.help or "") for m in at.metric]
+    return texts
+
+
+@pytest.mark.parametrize("page", ["ui/pages/hosts.py", "ui/pages/host_detail.py"])
+def test_host_supplied_text_is_never_markdown(seeded_db_url, page):
+    at = open_page(page, q="10.1.9.9", host="10.1.9.9")
+    assert not at.exception
+    shown = [str(v) for df in at.dataframe for v in df.value.astype(str).to_numpy().ravel()] + [
+        str(t.value) for t in at.text
+    ]
+    assert any(HOSTILE_NAME in text for text in shown), "the hostile name is shown, as text"
+    assert not any("onerror" in text or "HYPERLINK" in text for text in markdown_rendered(at))
 
 
 def test_kms_hosts_page_shows_counts_states_and_thresholds(seeded_db_url):
