@@ -43,18 +43,20 @@ def windows_products(products: Iterable[LicensingProduct]) -> tuple[LicensingPro
 
 
 def activation_type(product: LicensingProduct, service: LicensingService | None) -> ActivationType:
-    """The activation type from the key channel, the description channel and the service."""
+    """The activation type from the product's key channel and description channel.
+
+    ``SoftwareLicensingService.IsKeyManagementServiceMachine`` is machine-wide: a server with a
+    Windows GVLK that hosts KMS for Office has it set. So the product's own data decides, and the
+    service flag is used only when neither the key channel nor the description names a channel.
+    """
     channel = (product.channel or "").strip()
     description = _description_channel(product.description)
-    if channel.lower() == "volume:csvlk" or description is ActivationType.KMS_HOST:
+    if channel.lower() == "volume:csvlk" or description is ActivationType.KMS_HOST or product.is_kms_machine:
         return ActivationType.KMS_HOST
-    if product.is_kms_machine or (service is not None and service.is_kms_machine):
+    kind = _from_channel(channel, product) if channel else _from_description(description, product)
+    if kind is ActivationType.UNKNOWN and description is None and service is not None and service.is_kms_machine:
         return ActivationType.KMS_HOST
-    if channel:
-        return _from_channel(channel, product)
-    if description is ActivationType.KMS_CLIENT and product.ad_activation_object:
-        return ActivationType.AD_BASED
-    return description or ActivationType.UNKNOWN
+    return kind
 
 
 def _from_channel(channel: str, product: LicensingProduct) -> ActivationType:
@@ -68,6 +70,12 @@ def _from_channel(channel: str, product: LicensingProduct) -> ActivationType:
     if lowered.startswith("oem:"):
         return ActivationType.OEM
     return ActivationType.UNKNOWN
+
+
+def _from_description(description: ActivationType | None, product: LicensingProduct) -> ActivationType:
+    if description is ActivationType.KMS_CLIENT and product.ad_activation_object:
+        return ActivationType.AD_BASED
+    return description or ActivationType.UNKNOWN
 
 
 def _description_channel(description: str | None) -> ActivationType | None:

@@ -2,7 +2,9 @@
 evidence: ``clock_skew``, ``dns_srv``, ``kms_port``, ``grace_expiry`` per host while it is polled,
 and ``kms_count`` as a post-pass over the run (the KMS host's count may come from a host polled
 later). Network questions go through the injected ``Probes``; this module decides nothing about
-how hosts are reached.
+how hosts are reached. A host's probes share one deadline (``diagnose(..., deadline=...)``), and a
+probe that was not made (time ran out, too many distinct KMS hosts) is reported as information,
+never as a failure.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from collectors.probes import Probes, SrvAnswer
+from collectors.probes import Probes, SrvAnswer, TcpAnswer
 from knowledge.codes import codes_for_check
 from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_CLIENT_THRESHOLD, KMS_DEFAULT_PORT, KMS_SERVER_THRESHOLD
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
@@ -27,6 +29,8 @@ CHECKS = (CHECK_KMS_COUNT, CHECK_CLOCK_SKEW, CHECK_DNS_SRV, CHECK_KMS_PORT, CHEC
 
 # The codes each check helps explain, as the knowledge base lists them.
 DNS_CODES = frozenset(codes_for_check(CHECK_DNS_SRV))
+# The codes of a failed DNS discovery: with one of them a missing SRV record is the cause.
+DISCOVERY_CODES = frozenset({"0x8007232B", "0x8007251D", "0x80092328", "0x8007007B"})
 PORT_CODES = frozenset(codes_for_check(CHECK_KMS_PORT))
 COUNT_CODES = frozenset(codes_for_check(CHECK_KMS_COUNT))
 SKEW_CODES = frozenset(codes_for_check(CHECK_CLOCK_SKEW))
@@ -68,13 +72,19 @@ class KmsCountLike(Protocol):
     def current_count(self) -> int: ...
 
 
-def diagnose(facts: HostFacts, probes: Probes, *, grace_warning_days: int) -> tuple[Finding, ...]:
-    """Per-host findings (all checks except ``kms_count``)."""
+def diagnose(
+    facts: HostFacts, probes: Probes, *, grace_warning_days: int, deadline: float | None = None
+) -> tuple[Finding, ...]:
+    """Per-host findings (all checks except ``kms_count``).
+
+    ``deadline`` (``time.monotonic``) bounds every network probe for this host; pass what is left
+    of the host's deadline. Without it the host gets ``probes.host_budget_s`` from now.
+    """
     findings = [clock_skew(facts)] if facts.host_time is not None else []
     findings.extend(grace_expiry(p, grace_warning_days) for p in facts.products if _in_grace(p))
     client = kms_client_product(facts.products)
     if client is not None:
-        findings.extend(_kms_network(facts, client, probes))
+        findings.extend(_kms_network(facts, client, probes, probes.deadline(deadline)))
     return tuple(f for f in findings if f is not None)
 
 
@@ -85,14 +95,30 @@ def kms_client_product(products: Sequence[ProductState]) -> ProductState | None:
     return clients[0] if clients else None
 
 
-def _kms_network(facts: HostFacts, product: ProductState, probes: Probes) -> list[Finding]:
+def _kms_network(facts: HostFacts, product: ProductState, probes: Probes, deadline: float) -> list[Finding]:
     findings: list[Finding] = []
     if facts.domain:
-        findings.append(dns_srv(probes.srv(facts.domain), product.error_code))
+        findings.append(dns_srv(probes.srv(facts.domain, deadline=deadline), product))
     use = kms_in_use(product)
     if use is not None:
-        findings.append(kms_port(use, probes, product.error_code))
+        findings.append(kms_port(use, probes.tcp(use.host, use.port, deadline=deadline), product.error_code))
     return findings
+
+
+def depends_on_discovery(product: ProductState) -> bool:
+    """Whether the client finds its KMS host through DNS (no ``/skms`` pin)."""
+    return not (product.kms_machine or "").strip()
+
+
+def discovery_hurts(product: ProductState) -> bool:
+    """Whether a missing SRV record explains this client's state.
+
+    Only a client that depends on discovery can be hurt, and only when it is not licensed or its
+    error is a DNS one; a licensed client may use a cached or earlier-discovered KMS host.
+    """
+    if not depends_on_discovery(product):
+        return False
+    return product.license_status is not LicenseStatus.LICENSED or product.error_code in DISCOVERY_CODES
 
 
 def kms_in_use(product: ProductState) -> KmsUse | None:
@@ -134,19 +160,25 @@ def clock_skew(facts: HostFacts) -> Finding:
     return Finding(CHECK_CLOCK_SKEW, Severity.OK, f"Clock within {abs(skew):.0f} s of the collector", None, evidence)
 
 
-def dns_srv(answer: SrvAnswer, error_code: str | None) -> Finding:
-    related = error_code if error_code in DNS_CODES else None
+def dns_srv(answer: SrvAnswer, product: ProductState) -> Finding:
+    """The SRV lookup's verdict for a KMS client: FAIL only when the missing record hurts it."""
+    related = product.error_code if product.error_code in DNS_CODES else None
     if answer.found:
         targets = ", ".join(f"{r.target}:{r.port}" for r in answer.records[:5])
         evidence: dict[str, EvidenceValue] = {"name": answer.name, "records": targets}
         return Finding(CHECK_DNS_SRV, Severity.OK, f"{answer.name} -> {targets}", related, evidence)
-    evidence = {"name": answer.name, "error": answer.error}
+    evidence = {"name": answer.name, "error": answer.error, "pinned_kms_host": product.kms_machine}
+    if not answer.probed:
+        return Finding(CHECK_DNS_SRV, Severity.INFO, f"{answer.name}: {answer.error}", related, evidence)
     summary = f"No KMS SRV record: {answer.name} ({answer.error})"
-    return Finding(CHECK_DNS_SRV, Severity.FAIL, summary, related or "0x8007232B", evidence)
+    if discovery_hurts(product):
+        return Finding(CHECK_DNS_SRV, Severity.FAIL, summary, related or "0x8007232B", evidence)
+    why = "pinned to a KMS host" if not depends_on_discovery(product) else "licensed without a DNS error"
+    return Finding(CHECK_DNS_SRV, Severity.INFO, f"{summary}; not a cause here: {why}", related, evidence)
 
 
-def kms_port(use: KmsUse, probes: Probes, error_code: str | None) -> Finding:
-    answer = probes.tcp(use.host, use.port)
+def kms_port(use: KmsUse, answer: TcpAnswer, error_code: str | None) -> Finding:
+    """The TCP probe's verdict for the KMS host a client uses."""
     related = error_code if error_code in PORT_CODES else None
     evidence: dict[str, EvidenceValue] = {
         "kms_host": use.host,
@@ -157,6 +189,8 @@ def kms_port(use: KmsUse, probes: Probes, error_code: str | None) -> Finding:
     if answer.ok:
         return Finding(CHECK_KMS_PORT, Severity.OK, f"{use.host}:{use.port} accepts connections", related, evidence)
     evidence["error"] = answer.error
+    if not answer.probed:
+        return Finding(CHECK_KMS_PORT, Severity.INFO, f"{use.host}:{use.port} {answer.error}", related, evidence)
     summary = f"Cannot connect to KMS host {use.host}:{use.port} ({answer.error})"
     return Finding(CHECK_KMS_PORT, Severity.FAIL, summary, related or "0xC004F074", evidence)
 
@@ -196,7 +230,7 @@ def kms_client(host: str, facts: HostFacts) -> KmsClient | None:
 
 def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding | None:
     """Whether the KMS host the client uses has the count the client needs; None when unknown."""
-    entry = counts.get(client.kms_host) or counts.get(client.kms_host.split(".")[0])
+    entry = kms_count_entry(client.kms_host, counts)
     if entry is None:
         return None
     needed = KMS_SERVER_THRESHOLD if client.is_server else KMS_CLIENT_THRESHOLD
@@ -209,6 +243,16 @@ def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding 
     return Finding(
         CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {needed}", related, evidence
     )
+
+
+def kms_count_entry(kms_host: str, counts: Mapping[str, KmsCountLike]) -> KmsCountLike | None:
+    """The count of the KMS host named ``kms_host``.
+
+    ``counts`` is keyed by FQDN and by bare computer name, so a bare name (no domain part) finds
+    its host by computer name, while a name with a domain part is looked up only as it is:
+    ``kms01.other.test`` is not the ``kms01`` of another domain.
+    """
+    return counts.get(_name(kms_host))
 
 
 def _kind(client: KmsClient) -> str:

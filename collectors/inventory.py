@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ DEFAULT_PORTS = {"http": 5985, "https": 5986}
 DEFAULT_CREDENTIAL = "default"
 MAX_PREFIX_WITHOUT_FORCE = 16
 LDAP_PAGE_SIZE = 500
+# Basic over plain HTTP sends the password in clear: refused unless the inventory opts in, with this
+# top-level YAML key or, per row (CSV too), with this tag.
+ALLOW_BASIC_HTTP_KEY = "allow_basic_over_http"
+ALLOW_BASIC_HTTP_TAG = "allow-basic-http"
 
 log = logging.getLogger("collectors")
 
@@ -105,13 +110,14 @@ class _Collector:
     """Accumulates targets and problems, rejecting duplicate hosts (case-insensitive)."""
 
     source: str
+    allow_basic_over_http: bool = False
     targets: list[Target] = field(default_factory=list)
     problems: list[InventoryProblem] = field(default_factory=list)
     seen: dict[str, int] = field(default_factory=dict)
 
     def add(self, line: int, fields: Mapping[str, Any]) -> None:
         try:
-            target = make_target(fields)
+            target = make_target(fields, allow_basic_over_http=self.allow_basic_over_http)
         except _RowError as exc:
             self.problem(line, str(exc))
             return
@@ -121,6 +127,8 @@ class _Collector:
             return
         self.seen[key] = line
         self.targets.append(target)
+        if basic_over_http(target):
+            warn_basic_over_http(target)
 
     def problem(self, line: int, message: str) -> None:
         self.problems.append(InventoryProblem(self.source, line, message))
@@ -151,8 +159,12 @@ def load_inventory(
 # --- targets -----------------------------------------------------------------------------------
 
 
-def make_target(fields: Mapping[str, Any]) -> Target:
-    """Validate one entry's fields and apply the defaults; raises ``_RowError``."""
+def make_target(fields: Mapping[str, Any], *, allow_basic_over_http: bool = False) -> Target:
+    """Validate one entry's fields and apply the defaults; raises ``_RowError``.
+
+    Basic over plain HTTP is refused unless ``allow_basic_over_http`` (the YAML key) or the entry's
+    ``allow-basic-http`` tag opts in.
+    """
     host = _text(fields.get("host"))
     if not host or any(c.isspace() for c in host):
         raise _RowError(f"host {host!r} is missing or contains spaces")
@@ -162,6 +174,12 @@ def make_target(fields: Mapping[str, Any]) -> Target:
     transport = (_text(fields.get("transport")) or "ntlm").lower()
     if transport not in TRANSPORTS:
         raise _RowError(f"unknown transport {transport!r} (use ntlm or basic)")
+    tags = _tags(fields.get("tags"))
+    if transport == "basic" and scheme == "http" and not (allow_basic_over_http or _opted_in(tags)):
+        raise _RowError(
+            f"transport basic over plain http would send the password in clear; use https, or opt in with "
+            f"the tag {ALLOW_BASIC_HTTP_TAG!r} (or {ALLOW_BASIC_HTTP_KEY}: true in a YAML inventory)"
+        )
     return Target(
         host=host.strip("[]"),
         port=_port(fields.get("port"), scheme),
@@ -169,8 +187,31 @@ def make_target(fields: Mapping[str, Any]) -> Target:
         transport=transport,  # type: ignore[arg-type]  # checked against TRANSPORTS above
         credential=_text(fields.get("credential")) or DEFAULT_CREDENTIAL,
         site=_text(fields.get("site")) or None,
-        tags=_tags(fields.get("tags")),
+        tags=tags,
     )
+
+
+def _opted_in(tags: Iterable[str]) -> bool:
+    return any(tag.lower() == ALLOW_BASIC_HTTP_TAG for tag in tags)
+
+
+def basic_over_http(target: Target) -> bool:
+    """Whether polling ``target`` sends its password in clear (Basic without TLS)."""
+    return target.transport == "basic" and target.scheme == "http"
+
+
+_warned_lock = threading.Lock()
+_warned_hosts: set[str] = set()
+
+
+def warn_basic_over_http(target: Target) -> None:
+    """Log, once per host and process, that the host's password will cross the network in clear."""
+    key = target.host.lower()
+    with _warned_lock:
+        if key in _warned_hosts:
+            return
+        _warned_hosts.add(key)
+    log.warning("%s: Basic authentication over plain HTTP sends the password in clear (opted in)", target.host)
 
 
 def _text(value: Any) -> str:
@@ -259,15 +300,25 @@ def read_yaml(
         raise InventoryError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(doc, dict):
         raise InventoryError(f"{source}:1: expected a mapping with hosts, ranges or ldap")
-    unknown = set(doc) - {"defaults", "hosts", "ranges", "ldap", LINE_KEY}
+    unknown = set(doc) - {"defaults", "hosts", "ranges", "ldap", ALLOW_BASIC_HTTP_KEY, LINE_KEY}
     if unknown:
         raise InventoryError(f"{source}:1: unknown section(s) {sorted(unknown)}")
+    allow_basic = _plain(doc.get(ALLOW_BASIC_HTTP_KEY, False))
+    if not isinstance(allow_basic, bool):
+        raise InventoryError(
+            f"{source}:{_key_line(text, ALLOW_BASIC_HTTP_KEY)}: {ALLOW_BASIC_HTTP_KEY} must be true or false"
+        )
     defaults = _strip_line(doc.get("defaults") or {})
-    collector = _Collector(source)
+    collector = _Collector(source, allow_basic_over_http=allow_basic)
     _yaml_hosts(collector, doc.get("hosts") or [], defaults, doc[LINE_KEY])
     _yaml_ranges(collector, doc.get("ranges") or [], defaults, force=force)
     _yaml_ldap(collector, doc.get("ldap") or [], defaults, ldap_search or search_computers, secrets)
     return collector.result()
+
+
+def _key_line(text: str, key: str) -> int:
+    """The line of a top-level ``key:`` (1 when it cannot be found)."""
+    return next((n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"{key}:")), 1)
 
 
 def _strip_line(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,13 @@
 (dnspython) and a TCP connect to a KMS host's port. Answers are cached for the run, because many
 clients share a domain and a KMS host. ``Probes`` is injected into the poller so tests and
 benchmarks can use the simulator's DNS server (``dns_server``) or their own resolver.
+
+Every probe is bounded: names and ports come from the polled hosts, so a hostile or broken host
+must neither hold a worker (each probe takes a ``deadline`` on the ``time.monotonic`` clock, and a
+host's probes share one budget) nor make the collector scan ports (at most ``max_targets``
+distinct KMS ``host:port`` pairs and as many SRV domains are probed per run and process).
+A probe cut short by the deadline or refused by the cap reports ``probed=False``, is not cached
+and must not be read as a failure of the KMS host.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -19,6 +27,7 @@ import dns.resolver
 from knowledge.kms import KMS_SRV_PREFIX
 
 SRV_PREFIX = KMS_SRV_PREFIX + "."
+DEFAULT_MAX_TARGETS = 256
 T = TypeVar("T")
 
 
@@ -37,6 +46,7 @@ class SrvAnswer:
     name: str
     records: tuple[SrvRecord, ...] = ()
     error: str | None = None
+    probed: bool = True  # False: not asked (time ran out or the run's cap was reached)
 
     @property
     def found(self) -> bool:
@@ -50,6 +60,7 @@ class TcpAnswer:
     address: str | None
     ok: bool
     error: str | None = None
+    probed: bool = True  # False: not attempted (time ran out or the run's cap was reached)
 
 
 def split_dns_server(value: str) -> tuple[str, int]:
@@ -71,47 +82,137 @@ def make_resolver(dns_server: str | None, *, lifetime: float = 3.0) -> dns.resol
     return resolver
 
 
+class _OutOfTime(Exception):
+    """The caller's deadline, not the probe's own timeout, ended the probe."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """How long one step of a probe may take: its own timeout, cut to the caller's deadline."""
+
+    seconds: float
+    cut: bool  # the deadline, not the step's own timeout, set ``seconds``
+
+    @classmethod
+    def of(cls, own_timeout_s: float, deadline: float, now: float) -> _Budget:
+        left = deadline - now
+        if left <= 0:
+            raise _OutOfTime
+        return cls(min(own_timeout_s, left), left < own_timeout_s)
+
+
+def system_lookup(host: str) -> str:
+    """The first address the system resolver gives for ``host`` (raises ``OSError``)."""
+    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return str(infos[0][4][0])
+
+
+class _Lookup:
+    """One system-resolver lookup running in its own thread; later askers wait on the same one."""
+
+    def __init__(self, host: str, lookup: Callable[[str], str]) -> None:
+        self.done = threading.Event()
+        self.address: str | None = None
+        self.error: str | None = None
+        # getaddrinfo cannot be interrupted, so the asker waits at most its budget; the thread
+        # finishes on its own (one per distinct name, and names are capped per run).
+        threading.Thread(target=self._run, args=(host, lookup), name=f"probe-resolve-{host[:40]}", daemon=True).start()
+
+    def _run(self, host: str, lookup: Callable[[str], str]) -> None:
+        try:
+            self.address = lookup(host)
+        except Exception as exc:  # any resolver failure means "does not resolve"
+            self.error = f"{host} does not resolve: {_short(exc)}"
+        finally:
+            self.done.set()
+
+
 @dataclass
 class Probes:
-    """Cached DNS SRV and TCP probes for one run; safe to share between worker threads."""
+    """Cached, bounded DNS SRV and TCP probes for one run; safe to share between worker threads.
+
+    ``srv`` and ``tcp`` take ``deadline`` (a ``time.monotonic`` value); without one, each call gets
+    ``host_budget_s``. ``diagnose.diagnose`` takes the host's deadline and shares it between the
+    host's probes, so a caller passing what is left of the host's deadline bounds the host's total
+    time. Each step also has its own timeout: ``connect_timeout_s`` for the TCP connect and a
+    system-resolver lookup, the resolver's ``lifetime`` for dnspython queries.
+    """
 
     resolver: dns.resolver.Resolver | None = None
     use_system_resolver: bool = True
     connect_timeout_s: float = 3.0
     connect: Callable[[tuple[str, int], float], socket.socket] = socket.create_connection
+    # Total probe time per host when the caller gives no deadline; None: 2 x connect_timeout_s.
+    host_budget_s: float | None = None
+    max_targets: int = DEFAULT_MAX_TARGETS
+    lookup: Callable[[str], str] = system_lookup
+    clock: Callable[[], float] = time.monotonic
     _cache: dict[tuple[str, str, int], object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: dict[tuple[str, str, int], threading.Event] = field(default_factory=dict)
+    _admitted: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
+    _lookups: dict[str, _Lookup] = field(default_factory=dict)
 
     @classmethod
     def for_settings(cls, dns_server: str | None, *, connect_timeout_s: float = 3.0) -> Probes:
         return cls(
-            make_resolver(dns_server), use_system_resolver=dns_server is None, connect_timeout_s=connect_timeout_s
+            make_resolver(dns_server, lifetime=connect_timeout_s),
+            use_system_resolver=dns_server is None,
+            connect_timeout_s=connect_timeout_s,
         )
 
     def __getstate__(self) -> dict[str, object]:
-        # A worker process gets the configuration with its own lock and an empty cache.
+        # A worker process gets the configuration with its own lock, cache and cap.
         return {
             "resolver": self.resolver,
             "use_system_resolver": self.use_system_resolver,
             "connect_timeout_s": self.connect_timeout_s,
             "connect": self.connect,
+            "host_budget_s": self.host_budget_s,
+            "max_targets": self.max_targets,
+            "lookup": self.lookup,
+            "clock": self.clock,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]  # dataclass fields, rebuilt with fresh lock and cache
 
-    def srv(self, domain: str) -> SrvAnswer:
-        """The ``_vlmcs._tcp`` records of ``domain`` (cached)."""
+    def deadline(self, deadline: float | None = None) -> float:
+        """``deadline`` itself, or the default per-host budget from now."""
+        if deadline is not None:
+            return deadline
+        budget = self.host_budget_s if self.host_budget_s is not None else 2 * self.connect_timeout_s
+        return self.clock() + budget
+
+    def srv(self, domain: str, *, deadline: float | None = None) -> SrvAnswer:
+        """The ``_vlmcs._tcp`` records of ``domain`` (cached), asked before ``deadline``."""
         name = SRV_PREFIX + domain.strip(".").lower()
-        return self._cached(("srv", name, 0), lambda: self._lookup_srv(name))
+        until = self.deadline(deadline)
+        if not self._admit("srv", (name, 0)):
+            return SrvAnswer(name, error=f"not probed: more than {self.max_targets} KMS domains", probed=False)
+        return self._cached(("srv", name, 0), lambda: self._lookup_srv(name, until), until, _srv_out_of_time(name))
 
-    def tcp(self, host: str, port: int) -> TcpAnswer:
-        """Whether a TCP connection to ``host:port`` opens (cached)."""
+    def tcp(self, host: str, port: int, *, deadline: float | None = None) -> TcpAnswer:
+        """Whether a TCP connection to ``host:port`` opens (cached), tried before ``deadline``."""
         key = ("tcp", host.strip(".").lower(), port)
-        return self._cached(key, lambda: self._connect(key[1], port))
+        until = self.deadline(deadline)
+        if not self._admit("tcp", (key[1], port)):
+            error = f"not probed: too many distinct KMS hosts (more than {self.max_targets})"
+            return TcpAnswer(key[1], port, None, False, error, probed=False)
+        return self._cached(key, lambda: self._connect(key[1], port, until), until, _tcp_out_of_time(key[1], port))
 
-    def _cached(self, key: tuple[str, str, int], compute: Callable[[], T]) -> T:
+    def _admit(self, kind: str, target: tuple[str, int]) -> bool:
+        # Hostile hosts choose these names and ports: cap the distinct ones a run will touch.
+        with self._lock:
+            admitted = self._admitted.setdefault(kind, set())
+            if target in admitted:
+                return True
+            if len(admitted) >= self.max_targets:
+                return False
+            admitted.add(target)
+            return True
+
+    def _cached(self, key: tuple[str, str, int], compute: Callable[[], T], deadline: float, late: T) -> T:
         # Concurrent askers for the same key wait for the first one instead of probing again.
         with self._lock:
             if key in self._cache:
@@ -120,27 +221,33 @@ class Probes:
             owner = event is None
             if owner:
                 event = self._pending[key] = threading.Event()
+        assert event is not None
         if not owner:
-            assert event is not None
-            event.wait(self.connect_timeout_s * 4 + 10)
+            if not event.wait(max(deadline - self.clock(), 0.0)):
+                return late
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]  # type: ignore[return-value]
-            return compute()
+            return compute()  # the first asker ran out of its own time; this one may have more
         try:
             value = compute()
-            with self._lock:
-                self._cache[key] = value
+            if getattr(value, "probed", True):
+                with self._lock:
+                    self._cache[key] = value
             return value
         finally:
             with self._lock:
                 self._pending.pop(key, None)
-            event.set()  # type: ignore[union-attr]  # owner created it
+            event.set()
 
-    def _lookup_srv(self, name: str) -> SrvAnswer:
-        resolver = self.resolver or make_resolver(None)
+    def _lookup_srv(self, name: str, deadline: float) -> SrvAnswer:
+        resolver = self.resolver or make_resolver(None, lifetime=self.connect_timeout_s)
         try:
-            answer = resolver.resolve(name, "SRV", raise_on_no_answer=True)
+            budget = _Budget.of(resolver.lifetime, deadline, self.clock())
+        except _OutOfTime:
+            return _srv_out_of_time(name)
+        try:
+            answer = resolver.resolve(name, "SRV", raise_on_no_answer=True, lifetime=budget.seconds)
         except dns.resolver.NXDOMAIN:
             return SrvAnswer(name, error="NXDOMAIN: the name does not exist")
         except dns.resolver.NoAnswer:
@@ -148,7 +255,7 @@ class Probes:
         except dns.resolver.NoNameservers as exc:
             return SrvAnswer(name, error=f"no name server answered: {_short(exc)}")
         except dns.exception.Timeout:
-            return SrvAnswer(name, error="DNS lookup timed out")
+            return _srv_out_of_time(name) if budget.cut else SrvAnswer(name, error="DNS lookup timed out")
         except dns.exception.DNSException as exc:
             return SrvAnswer(name, error=_short(exc))
         records = tuple(
@@ -156,44 +263,68 @@ class Probes:
         )
         return SrvAnswer(name, records=tuple(sorted(records, key=lambda r: (r.priority, -r.weight))))
 
-    def _connect(self, host: str, port: int) -> TcpAnswer:
-        address, error = self._address(host)
-        if address is None:
-            return TcpAnswer(host, port, None, False, error)
+    def _connect(self, host: str, port: int, deadline: float) -> TcpAnswer:
         try:
-            sock = self.connect((address, port), self.connect_timeout_s)
+            address, error = self._address(host, deadline)
+            if address is None:
+                return TcpAnswer(host, port, None, False, error)
+            budget = _Budget.of(self.connect_timeout_s, deadline, self.clock())
+        except _OutOfTime:
+            return _tcp_out_of_time(host, port)
+        try:
+            sock = self.connect((address, port), budget.seconds)
         except TimeoutError:
+            if budget.cut:
+                return _tcp_out_of_time(host, port, address)
             return TcpAnswer(host, port, address, False, f"no answer within {self.connect_timeout_s:g}s")
         except OSError as exc:
             return TcpAnswer(host, port, address, False, exc.strerror or _short(exc))
         sock.close()
         return TcpAnswer(host, port, address, True)
 
-    def _address(self, host: str) -> tuple[str | None, str | None]:
+    def _address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
+        """The host's address, or why it has none; raises ``_OutOfTime`` when the deadline cut it short."""
         try:
             ipaddress.ip_address(host)
             return host, None
         except ValueError:
             pass
         if self.use_system_resolver:
-            return _system_address(host)
-        return self._dns_address(host)
+            return self._system_address(host, deadline)
+        return self._dns_address(host, deadline)
 
-    def _dns_address(self, host: str) -> tuple[str | None, str | None]:
+    def _dns_address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
         assert self.resolver is not None
+        budget = _Budget.of(self.resolver.lifetime, deadline, self.clock())
         try:
-            answer = self.resolver.resolve(host, "A")
+            answer = self.resolver.resolve(host, "A", lifetime=budget.seconds)
+        except dns.exception.Timeout:
+            if budget.cut:
+                raise _OutOfTime from None
+            return None, f"{host} does not resolve: no answer within {budget.seconds:g}s"
         except dns.exception.DNSException as exc:
             return None, f"{host} does not resolve: {_short(exc)}"
         return str(next(iter(answer))), None
 
+    def _system_address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
+        budget = _Budget.of(self.connect_timeout_s, deadline, self.clock())
+        with self._lock:
+            lookup = self._lookups.get(host)
+            if lookup is None:
+                lookup = self._lookups[host] = _Lookup(host, self.lookup)
+        if not lookup.done.wait(budget.seconds):
+            if budget.cut:
+                raise _OutOfTime
+            return None, f"{host} does not resolve: no answer within {budget.seconds:g}s"
+        return lookup.address, lookup.error
 
-def _system_address(host: str) -> tuple[str | None, str | None]:
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return None, f"{host} does not resolve: {_short(exc)}"
-    return str(infos[0][4][0]), None
+
+def _srv_out_of_time(name: str) -> SrvAnswer:
+    return SrvAnswer(name, error="not probed: the host's probe time ran out", probed=False)
+
+
+def _tcp_out_of_time(host: str, port: int, address: str | None = None) -> TcpAnswer:
+    return TcpAnswer(host, port, address, False, "not probed: the host's probe time ran out", probed=False)
 
 
 def _short(exc: BaseException) -> str:

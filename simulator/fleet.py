@@ -137,8 +137,14 @@ class FleetPlan:
             host.transport,
             "default",
             host.site,
-            ";".join((*host.tags, host.product_type)),
+            ";".join(self._inventory_tags(host)),
         )
+
+    @staticmethod
+    def _inventory_tags(host: Host) -> tuple[str, ...]:
+        # The collector refuses Basic over plain HTTP unless the row opts in; the demo fleet does.
+        opt_in = ("allow-basic-http",) if host.transport == "basic" and host.scheme == "http" else ()
+        return (*host.tags, host.product_type, *opt_in)
 
 
 def _dns_safe(name: str) -> bool:

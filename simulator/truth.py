@@ -1,8 +1,9 @@
 """Ground truth: what a correct monitor must report for each simulated host.
 
-The values follow the shared derivation rules (activation type from the product channel, license
-status from ``LicenseStatus``, error code from ``LicenseStatusReason`` or the newest failing
-Security-SPP event, checks from the fleet's KMS counts, DNS records, listeners and clocks). This
+The values follow the shared derivation rules (activation type from the Windows product's own
+channels, the machine-wide KMS flag only when they name none; license status from ``LicenseStatus``;
+error code from ``LicenseStatusReason`` or the newest failing Security-SPP event; checks from the
+fleet's KMS counts, DNS records, listeners and clocks). This
 module derives them from the scenario and the runtime address plan; it is pure and never touches
 the network.
 """
@@ -24,6 +25,8 @@ from simulator.codes import (
 from simulator.scenario import FAULT_POLL_ERROR, Host, Scenario, fqdn
 
 SPP_ERROR_EVENTS = frozenset({8198, 12288, 12289})
+# Codes a KMS client reports when DNS discovery of its KMS host fails (the ``dns_srv`` check).
+DNS_ERROR_CODES = frozenset({"0x8007232B", "0x8007251D", "0x80092328", "0x8007007B"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,64 @@ def error_code(host: Host) -> str:
 
 
 def activation_type(host: Host) -> str:
-    return "unknown" if host.activation == "none" else host.activation
+    """The type the shared rule derives from the Windows product and the service the host serves."""
+    if host.activation == "none":
+        return "unknown"
+    from simulator.cim import channel_of  # the product's channels live with the instance builder
+
+    key_channel, desc_channel = channel_of(host)
+    description = f"{host.description_prefix}Windows(R) Operating System, {desc_channel} channel"
+    serves_kms = host.activation == "KMS host" and host.kms is not None
+    return derive_activation_type(
+        key_channel,
+        description,
+        ad_activation=host.activation == "AD-based",
+        product_kms_flag=serves_kms,
+        service_kms_flag=serves_kms,
+    )
+
+
+def derive_activation_type(
+    key_channel: str | None,
+    description: str | None,
+    *,
+    ad_activation: bool,
+    product_kms_flag: bool,
+    service_kms_flag: bool,
+) -> str:
+    """The shared activation-type rule over one Windows product's fields.
+
+    The service's ``IsKeyManagementServiceMachine`` is machine-wide (a GVLK server hosting Office
+    KMS has it set), so it decides only when neither channel names a type.
+    """
+    channel = (key_channel or "").strip().lower()
+    described = _description_type(description or "")
+    if channel == "volume:csvlk" or described == "KMS host" or product_kms_flag:
+        return "KMS host"
+    if channel:
+        kind = _CHANNEL_TYPES.get(channel, "OEM" if channel.startswith("oem:") else "unknown")
+    else:
+        kind = described or "unknown"
+    if kind == "KMS client" and ad_activation:
+        return "AD-based"
+    if kind == "unknown" and described is None and service_kms_flag:
+        return "KMS host"
+    return kind
+
+
+_CHANNEL_TYPES = {"volume:gvlk": "KMS client", "volume:mak": "MAK", "retail": "Retail"}
+_DESCRIPTION_TYPES = (
+    ("VOLUME_KMSCLIENT", "KMS client"),
+    ("VOLUME_KMS", "KMS host"),
+    ("VOLUME_MAK", "MAK"),
+    ("RETAIL", "Retail"),
+    ("OEM_", "OEM"),
+)
+
+
+def _description_type(description: str) -> str | None:
+    text = description.upper()
+    return next((kind for marker, kind in _DESCRIPTION_TYPES if marker in text), None)
 
 
 def license_status(host: Host) -> str:
@@ -105,13 +165,26 @@ def findings(host: Host, facts: FleetFacts) -> tuple[str, ...]:
             result.append("kms_count")
     if abs(host.clock_offset_s) > CLOCK_SKEW_LIMIT_S:
         result.append("clock_skew")
-    if host.activation == "KMS client" and host.domain.lower() not in facts.srv:
+    if dns_srv_fails(host, facts):
         result.append("dns_srv")
     if kms and kms not in facts.listening_kms:
         result.append("kms_port")
     if license_status(host) == "Notification":
         result.append("grace_expiry")
     return tuple(result)
+
+
+def dns_srv_fails(host: Host, facts: FleetFacts) -> bool:
+    """A missing SRV record fails only a KMS client that depends on discovery and is hurt by it.
+
+    A client pinned with ``/skms`` never asks DNS, and a licensed client without a DNS error code
+    is not harmed by the missing record (the collector reports it as information).
+    """
+    if activation_type(host) != "KMS client" or host.kms_machine:
+        return False
+    if host.domain.lower() in facts.srv:
+        return False
+    return license_status(host) != "Licensed" or error_code(host) in DNS_ERROR_CODES
 
 
 def truth_rows(

@@ -43,6 +43,8 @@ def targets_of(fleet: FleetHandle, *, basic_every: int = 0) -> tuple[Target, ...
         for i, row in enumerate(rows):
             if i % basic_every == 0:
                 row["transport"] = "basic"
+                if row["scheme"] == "http":  # the collector refuses Basic in clear unless the row opts in
+                    row["tags"] = ";".join(filter(None, (row["tags"], "allow-basic-http")))
         path = fleet.workdir / f"inventory-basic{basic_every}.csv"
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from collectors import classify
-from collectors.parse import LicensingProduct, SppEvent
+from collectors.parse import LicensingProduct, LicensingService, SppEvent
 from collectors.wmi import WINDOWS_APP_ID
 from models.enums import ActivationType, LicenseStatus
 
@@ -48,6 +48,37 @@ BASE = LicensingProduct(
 )
 def test_activation_type_rules(changes, expected):
     assert classify.activation_type(replace(BASE, **changes), None) is expected
+
+
+def service(*, is_kms_machine: bool) -> LicensingService:
+    # Only the flag matters to the classifier; the other fields are the service's of a plain server.
+    fields = {name: None for name in LicensingService.__dataclass_fields__}
+    return LicensingService(**{**fields, "is_kms_machine": is_kms_machine})
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # A Windows Server with a GVLK that hosts KMS for Office: the machine-wide flag is set.
+        ({}, ActivationType.KMS_CLIENT),
+        ({"channel": None}, ActivationType.KMS_CLIENT),
+        ({"channel": "Volume:MAK", "description": "Windows(R), VOLUME_MAK channel"}, ActivationType.MAK),
+        ({"ad_activation_object": "Windows AD Activation"}, ActivationType.AD_BASED),
+        # Only when the product names no channel at all does the service flag decide.
+        ({"channel": None, "description": "Windows(R) Operating System"}, ActivationType.KMS_HOST),
+        ({"channel": None, "description": None}, ActivationType.KMS_HOST),
+        ({"channel": "Volume:CSVLK"}, ActivationType.KMS_HOST),
+    ],
+)
+def test_machine_wide_kms_flag_does_not_override_the_windows_channel(changes, expected):
+    assert classify.activation_type(replace(BASE, **changes), service(is_kms_machine=True)) is expected
+
+
+def test_office_kms_host_server_is_classified_as_the_kms_client_it_is():
+    [state] = classify.product_states([BASE], service(is_kms_machine=True), [])
+    assert state.activation_type is ActivationType.KMS_CLIENT
+    unknown = replace(BASE, channel=None, description="Windows(R) Operating System")
+    assert classify.activation_type(unknown, service(is_kms_machine=False)) is ActivationType.UNKNOWN
 
 
 def event(code: int, hr: int, minute: int) -> SppEvent:

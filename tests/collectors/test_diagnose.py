@@ -1,10 +1,17 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from collectors import diagnose
 from collectors.diagnose import HostFacts, KmsClient
+from collectors.probes import Probes, SrvAnswer
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
 from models.records import ProductState
 
@@ -59,3 +66,153 @@ def test_kms_in_use_prefers_the_pinned_host():
     )
     use = diagnose.kms_in_use(product)
     assert use == diagnose.KmsUse("kms02.corp.test", 1700, "pinned")
+
+
+# --- dns_srv: a missing SRV record fails only clients that depend on discovery and suffer from it --
+
+NO_SRV_DOMAIN = "lab.northwind.test"  # the simulated fleet publishes no _vlmcs record here
+
+
+def kms_client(status: LicenseStatus, code: str | None = None, pinned: str | None = None) -> ProductState:
+    return ProductState(
+        "p",
+        ActivationType.KMS_CLIENT,
+        status,
+        error_code=code,
+        kms_machine=pinned,
+        kms_port=1688 if pinned else None,
+    )
+
+
+def srv_verdict(fleet, product: ProductState) -> diagnose.Finding:
+    probes = Probes.for_settings(fleet.dns_server, connect_timeout_s=1.0)
+    host = HostFacts("ws01", NO_SRV_DOMAIN, ProductType.WORKSTATION, (product,), None, NOW)
+    [finding] = [f for f in diagnose.diagnose(host, probes, grace_warning_days=14) if f.check == "dns_srv"]
+    return finding
+
+
+def test_pinned_licensed_client_without_srv_record_is_information(http_fleet):
+    finding = srv_verdict(http_fleet, kms_client(LicenseStatus.LICENSED, pinned="127.0.0.1"))
+    assert finding.severity is Severity.INFO
+    assert finding.evidence["name"] == f"_vlmcs._tcp.{NO_SRV_DOMAIN}" and "NXDOMAIN" in str(finding.evidence["error"])
+
+
+def test_pinned_failing_client_is_not_blamed_on_dns(http_fleet):
+    finding = srv_verdict(http_fleet, kms_client(LicenseStatus.OOB_GRACE, "0xC004F074", pinned="127.0.0.1"))
+    assert finding.severity is Severity.INFO
+
+
+def test_discovering_client_that_is_not_licensed_fails_dns_srv(http_fleet):
+    finding = srv_verdict(http_fleet, kms_client(LicenseStatus.OOB_GRACE, "0x8007232B"))
+    assert finding.severity is Severity.FAIL and finding.related_code == "0x8007232B"
+    unexplained = srv_verdict(http_fleet, kms_client(LicenseStatus.OOB_GRACE, None))
+    assert unexplained.severity is Severity.FAIL and unexplained.related_code == "0x8007232B"
+
+
+def test_discovering_licensed_client_without_srv_record_is_information(http_fleet):
+    assert srv_verdict(http_fleet, kms_client(LicenseStatus.LICENSED)).severity is Severity.INFO
+
+
+def test_dns_error_code_fails_even_when_licensed_status_reads_otherwise():
+    answer = SrvAnswer("_vlmcs._tcp.corp.test", error="NXDOMAIN: the name does not exist")
+    licensed_with_dns_code = kms_client(LicenseStatus.LICENSED, "0x8007251D")
+    assert diagnose.dns_srv(answer, licensed_with_dns_code).severity is Severity.FAIL
+
+
+# --- kms_count: a name with a domain part never matches another domain's host of the same name ---
+
+
+def test_kms_count_does_not_judge_against_a_namesake_in_another_domain():
+    counts = {"kms01.corp.test": Count(40), "kms01": Count(40)}
+    assert diagnose.kms_count(KmsClient("ws01", "kms01.lab.test", False, None), counts) is None
+    bare = diagnose.kms_count(KmsClient("ws02", "KMS01", True, None), counts)
+    assert bare is not None and bare.severity is Severity.OK
+    assert diagnose.kms_count(KmsClient("ws03", "10.0.0.5", False, None), {"10": Count(1)}) is None
+
+
+# --- probes are bounded in time and in the number of distinct targets -------------------------
+
+
+@pytest.fixture
+def silent_dns() -> Iterator[str]:
+    """A UDP socket on loopback that receives queries and never answers them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
+def pinned_host(name: str, port: int = 1688) -> HostFacts:
+    product = ProductState("p", ActivationType.KMS_CLIENT, LicenseStatus.OOB_GRACE, error_code="0xC004F074")
+    product = replace(product, kms_machine=name, kms_port=port)
+    return HostFacts("ws01", "corp.test", ProductType.WORKSTATION, (product,), None, NOW)
+
+
+def by_check(findings) -> dict[str, diagnose.Finding]:
+    return {f.check: f for f in findings}
+
+
+def test_unanswered_dns_is_bounded_by_the_host_deadline(silent_dns):
+    probes = Probes.for_settings(silent_dns, connect_timeout_s=5.0)
+    started = time.monotonic()
+    host = pinned_host("kms.corp.test")
+    findings = by_check(diagnose.diagnose(host, probes, grace_warning_days=14, deadline=started + 0.5))
+    assert time.monotonic() - started < 1.5
+    # Cut short by the deadline, neither probe may pass for a verdict on the KMS host.
+    assert findings["dns_srv"].severity is Severity.INFO
+    assert findings["kms_port"].severity is Severity.INFO
+    assert "not probed" in str(findings["kms_port"].evidence["error"])
+
+
+def test_unanswered_dns_within_its_own_timeout_is_a_port_failure(silent_dns):
+    probes = Probes.for_settings(silent_dns, connect_timeout_s=0.2)
+    host = replace(pinned_host("kms.corp.test"), domain=None)  # no SRV lookup: the budget is the port check's
+    started = time.monotonic()
+    findings = by_check(diagnose.diagnose(host, probes, grace_warning_days=14))
+    assert time.monotonic() - started < 1.5  # default budget: 2 x connect_timeout_s
+    assert findings["kms_port"].severity is Severity.FAIL
+    assert "does not resolve" in str(findings["kms_port"].evidence["error"])
+
+
+def test_hanging_system_resolver_is_bounded_and_asked_once_per_name():
+    release = threading.Event()
+    calls: list[str] = []
+
+    def hanging_lookup(host: str) -> str:
+        calls.append(host)
+        release.wait(10)
+        raise OSError("lookup abandoned")
+
+    probes = Probes(connect_timeout_s=5.0, host_budget_s=0.3, lookup=hanging_lookup)
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            findings = by_check(diagnose.diagnose(pinned_host("kms.hang.test"), probes, grace_warning_days=14))
+            assert findings["kms_port"].severity is Severity.INFO
+        assert time.monotonic() - started < 2.0
+        assert calls == ["kms.hang.test"]
+    finally:
+        release.set()
+
+
+def test_distinct_kms_targets_are_capped_per_run():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        connects: list[tuple[str, int]] = []
+
+        def counting_connect(address: tuple[str, int], timeout: float) -> socket.socket:
+            connects.append(address)
+            return socket.create_connection(address, timeout)
+
+        probes = Probes(connect_timeout_s=1.0, max_targets=3, connect=counting_connect)
+        names = [f"127.0.0.{i}" for i in range(1, 6)]
+        answers = [probes.tcp(name, port) for name in names]
+        assert [a.probed for a in answers] == [True, True, True, False, False]
+        assert answers[0].ok and "too many distinct KMS hosts" in str(answers[3].error)
+        assert len(connects) == 3
+        # Targets already probed keep answering from the cache; nothing new is connected to.
+        assert probes.tcp("127.0.0.1", port).ok and len(connects) == 3
+        finding = by_check(diagnose.diagnose(pinned_host("127.0.0.9", port), probes, grace_warning_days=14))
+        assert finding["kms_port"].severity is Severity.INFO and len(connects) == 3

@@ -41,7 +41,7 @@ def test_bad_rows_are_reported_with_line_and_skipped(tmp_path):
         "bad-transport,,,kerberos,,,\n"
         "bad-port,70000,,,,,\n"
         "GOOD1,,,,,,\n"
-        "good2,5985,http,basic,,,\n"
+        "good2,5986,https,basic,,,\n"
     )
     inventory = load_inventory(write(tmp_path, "inv.csv", text))
     assert [t.host for t in inventory.targets] == ["good1", "good2"]
@@ -129,3 +129,44 @@ def test_shards_partition_the_inventory_exactly_once():
 def test_bad_shard_text(text):
     with pytest.raises(ValueError, match="shard must be K/N"):
         parse_shard(text)
+
+
+BASIC_HTTP_CSV = """\
+host,port,scheme,transport,credential,site,tags
+ws01,,https,basic,,,
+ws02,5985,http,basic,,,lab
+ws03,5985,http,basic,,,lab;Allow-Basic-Http
+ws04,,http,ntlm,,,
+"""
+
+
+def test_basic_over_plain_http_is_refused_with_file_and_line(tmp_path):
+    inventory = load_inventory(write(tmp_path, "inv.csv", BASIC_HTTP_CSV))
+    assert [t.host for t in inventory.targets] == ["ws01", "ws03", "ws04"]
+    [problem] = [str(p) for p in inventory.problems]
+    assert problem.startswith(f"{tmp_path / 'inv.csv'}:3: transport basic over plain http")
+    assert "password in clear" in problem and "allow-basic-http" in problem
+
+
+def test_opted_in_basic_over_http_is_warned_once_per_host(tmp_path, caplog):
+    path = write(tmp_path, "inv.csv", BASIC_HTTP_CSV.replace("ws03", "optin-ws03"))
+    with caplog.at_level("WARNING", logger="collectors"):
+        load_inventory(path)
+        load_inventory(path)
+    warnings = [r.getMessage() for r in caplog.records if "in clear" in r.getMessage()]
+    assert warnings == ["optin-ws03: Basic authentication over plain HTTP sends the password in clear (opted in)"]
+
+
+def test_yaml_top_level_opt_in_allows_basic_over_http(tmp_path):
+    text = "defaults:\n  transport: basic\n  scheme: http\nhosts:\n  - yaml-ws01\n  - host: yaml-ws02\n"
+    refused = load_inventory(write(tmp_path, "refused.yaml", text))
+    assert refused.targets == ()
+    assert [p.line for p in refused.problems] == [5, 6]
+    assert all("password in clear" in p.message for p in refused.problems)
+    allowed = load_inventory(write(tmp_path, "allowed.yaml", "allow_basic_over_http: true\n" + text))
+    assert [(t.host, t.transport, t.scheme) for t in allowed.targets] == [
+        ("yaml-ws01", "basic", "http"),
+        ("yaml-ws02", "basic", "http"),
+    ]
+    with pytest.raises(InventoryError, match=r"bad\.yaml:1: allow_basic_over_http must be true or false"):
+        load_inventory(write(tmp_path, "bad.yaml", "allow_basic_over_http: yes please\n" + text))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,60 @@ def test_failures_are_staged_with_their_causes():
             assert "kms_port" in found
         if code == "0xC004F038":
             assert "kms_count" in found
+
+
+@pytest.mark.parametrize(
+    ("key_channel", "description", "service_flag", "expected"),
+    [
+        # A Windows Server with a GVLK that hosts KMS for Office: the service flag is set machine-wide.
+        ("Volume:GVLK", "Windows(R) Operating System, VOLUME_KMSCLIENT channel", True, "KMS client"),
+        (None, "Windows(R) Operating System, VOLUME_KMSCLIENT channel", True, "KMS client"),
+        ("Volume:MAK", "Windows(R) Operating System, VOLUME_MAK channel", True, "MAK"),
+        ("Volume:CSVLK", "Windows(R) Operating System, VOLUME_KMS_WS22 channel", False, "KMS host"),
+        (None, "Windows(R) Operating System, VOLUME_KMS_WS22 channel", False, "KMS host"),
+        (None, "Windows(R) Operating System", True, "KMS host"),
+        (None, "Windows(R) Operating System", False, "unknown"),
+    ],
+)
+def test_truth_activation_rule_reads_the_windows_product_first(key_channel, description, service_flag, expected):
+    kind = truth.derive_activation_type(
+        key_channel, description, ad_activation=False, product_kms_flag=False, service_kms_flag=service_flag
+    )
+    assert kind == expected
+
+
+def test_generated_kms_hosts_carry_a_kms_host_key_on_their_windows_product():
+    from datetime import UTC, datetime
+
+    kms_hosts = [h for h in generator.generate(200, 5).hosts if h.activation == "KMS host"]
+    assert kms_hosts
+    for host in kms_hosts:
+        [product] = [
+            i for i in instances("SoftwareLicensingProduct", HostContext(host, datetime.now(UTC)))
+            if _prop(i, "ApplicationID") == WINDOWS and _prop(i, "PartialProductKey")
+        ]  # fmt: skip
+        assert _prop(product, "ProductKeyChannel") == "Volume:CSVLK"
+        assert re.search(r"VOLUME_KMS_(?!CLIENT)", str(_prop(product, "Description")))
+        assert truth.activation_type(host) == "KMS host"
+
+
+def _prop(instance: Instance, name: str) -> object:
+    return next(p.value for p in instance.props if p.name == name)
+
+
+def test_truth_dns_srv_fails_only_discovering_clients_hurt_by_it():
+    fleet = generator.generate(200, 5)
+    client = next(h for h in fleet.hosts if h.activation == "KMS client" and h.license_status == 1 and h.tags == ())
+    facts = truth.FleetFacts(fleet, frozenset())
+    no_srv = next(d.name for d in fleet.domains if not d.srv_target)
+    discovering = replace(client, domain=no_srv, kms_machine="", discovered_kms="")
+    pinned = replace(discovering, kms_machine="kms.example.test")
+    failing = replace(discovering, license_status=2, reason=0xC004F074)
+    assert "dns_srv" not in truth.findings(pinned, facts)
+    assert "dns_srv" not in truth.findings(replace(pinned, license_status=2, reason=0x8007232B), facts)
+    assert "dns_srv" not in truth.findings(discovering, facts)
+    assert "dns_srv" in truth.findings(failing, facts)
+    assert "dns_srv" in truth.findings(replace(discovering, license_status=2, reason=0x8007251D), facts)
 
 
 def test_scenario_round_trips_through_json(tmp_path: Path):
@@ -137,11 +192,14 @@ def _derive(items: list[dict], service: dict, events: list[dict]) -> tuple[str, 
         return "unknown", "Unlicensed", _event_code(events)
     product = windows[0]
     channel = product["ProductKeyChannel"][0] or ""
-    description = product["Description"][0]
+    description = product["Description"][0] or ""
+    # The service flag is machine-wide (Office KMS sets it too): it decides only without any channel.
+    no_channel = not channel and not re.search(r"VOLUME_|RETAIL|OEM_", description)
     if (
         channel == "Volume:CSVLK"
         or re.search(r"VOLUME_KMS_(?!CLIENT)", description)
-        or service["IsKeyManagementServiceMachine"] != ["0"]
+        or product["IsKeyManagementServiceMachine"] != ["0"]
+        or (no_channel and service["IsKeyManagementServiceMachine"] != ["0"])
     ):
         kind = "KMS host"
     elif channel == "Volume:GVLK":
@@ -209,3 +267,22 @@ def test_truth_file_rows_have_the_contract_fields(sim_fleet):
     inventory = sim_fleet.inventory_path.read_text(encoding="utf-8").splitlines()
     assert inventory[0] == "host,port,scheme,transport,credential,site,tags"
     assert len(inventory) - 1 == len(rows)
+
+
+def test_basic_over_http_rows_opt_in_so_the_collector_accepts_them(tmp_path: Path):
+    from collectors.inventory import load_inventory
+    from simulator.fleet import FleetPlan, Ports
+
+    fleet = generator.generate(30, 6)
+    hosts = list(fleet.hosts)
+    hosts[0] = replace(hosts[0], transport="basic", scheme="http")
+    hosts[1] = replace(hosts[1], transport="basic", scheme="https")
+    plan = FleetPlan(replace(fleet, hosts=tuple(hosts)), "127.60.0.0", Ports(5985, 5986, 1688, 53))
+    before = [row.as_json() for row in plan.truth_rows()]
+    plan.write_inventory(tmp_path / "inventory.csv")
+    inventory = load_inventory(tmp_path / "inventory.csv")
+    assert inventory.problems == () and len(inventory.targets) == 30
+    by_host = {t.host: t for t in inventory.targets}
+    assert "allow-basic-http" in by_host[plan.inventory_host(hosts[0])].tags
+    assert "allow-basic-http" not in by_host[plan.inventory_host(hosts[1])].tags
+    assert [row.as_json() for row in plan.truth_rows()] == before
