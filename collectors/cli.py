@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
+from urllib.parse import parse_qs
 
 import typer
 from rich.console import Console
@@ -33,7 +34,8 @@ from collectors.probes import Probes
 from collectors.spool import Spool
 from collectors.wsman import WsmanOptions
 from config.settings import ConfigError, Settings, load_settings
-from models.enums import ActivationType, FailureClass
+from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
+from models.filters import HostFilter
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -278,7 +280,19 @@ class _Redact(logging.Filter):
         clean = redact(message, self.credentials)
         if clean != message:
             record.msg, record.args = clean, None
+        # A traceback carries exception messages (and their causes) that getMessage() never sees:
+        # format it here, scrub it, and leave the formatter only the scrubbed text.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.credentials)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.credentials)
         return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 def _configure_logging(credentials: Iterable[Credential]) -> None:
@@ -303,38 +317,105 @@ def export(
     activation_type: Annotated[
         list[str] | None, typer.Option("--activation-type", help="Only this activation type (repeatable).")
     ] = None,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Only this license status (repeatable).")] = None,
+    site: Annotated[list[str] | None, typer.Option("--site", help="Only this site (repeatable).")] = None,
+    os_caption: Annotated[
+        list[str] | None, typer.Option("--os", help="Only this OS caption, as the dashboard lists it (repeatable).")
+    ] = None,
+    product_type: Annotated[
+        list[str] | None, typer.Option("--product-type", help="Only workstation, server or domain controller.")
+    ] = None,
+    failure: Annotated[
+        list[str] | None, typer.Option("--failure", help="Only hosts whose last poll failed with this class.")
+    ] = None,
+    stale_hours: Annotated[
+        int | None, typer.Option("--stale-hours", help="Only hosts without a successful poll for N hours.")
+    ] = None,
+    search: Annotated[str | None, typer.Option("--search", help="Only hosts whose name contains TEXT.")] = None,
+    filter_query: Annotated[
+        str | None,
+        typer.Option("--filter", help="The dashboard's URL query, e.g. 'code=0xC004F074&site=Taipei'."),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
 ) -> None:
-    """Write the hosts matching the filter as the dashboard's CSV."""
+    """Write the hosts matching the filter as the dashboard's CSV (always the unactivated ones)."""
+    options = {
+        "code": error_code or [],
+        "type": activation_type or [],
+        "status": status or [],
+        "site": site or [],
+        "os": os_caption or [],
+        "product": product_type or [],
+        "failure": failure or [],
+        "stale": [] if stale_hours is None else [str(stale_hours)],
+        "q": [] if search is None else [search],
+        "unactivated": ["1"] if unactivated else [],
+    }
     try:
         settings = _settings(db_url=db)
-        flt = _export_filter(unactivated, error_code or [], activation_type or [])
+        flt = filter_from_options(options, filter_query)
         rows = _write_export(settings.database_url, flt, output)
     except CliError as exc:
         raise _fail(exc) from None
     Console(stderr=True).print(f"{rows} host(s) exported", highlight=False)
 
 
-def _export_filter(unactivated: bool, codes: list[str], types: list[str]) -> object:
-    from knowledge.codes import normalise
-    from models.filters import HostFilter
+# Option name for each key of the dashboard's URL form, to name the culprit in error messages.
+_OPTION_OF_PARAM = {
+    "code": "--error-code",
+    "type": "--activation-type",
+    "status": "--status",
+    "site": "--site",
+    "os": "--os",
+    "product": "--product-type",
+    "failure": "--failure",
+    "stale": "--stale-hours",
+    "q": "--search",
+    "unactivated": "--unactivated",
+}
 
-    canonical = [normalise(c) for c in codes]
-    if None in canonical:
-        raise CliError(f"--error-code: not an error code: {codes[canonical.index(None)]!r}")
-    valid = {t.value.lower(): t for t in ActivationType}
-    unknown = [t for t in types if t.lower() not in valid]
+_REJECTED = {
+    "code": "not an error code",
+    "type": f"not an activation type (one of {', '.join(ActivationType)})",
+    "status": f"not a license status (one of {', '.join(LicenseStatus)})",
+    "product": f"not a product type (one of {', '.join(ProductType)})",
+    "failure": f"not a failure class (one of {', '.join(FailureClass)})",
+    "stale": "not a number of hours from 1 to 8760",
+    "site": "empty or too long",
+    "os": "empty or too long",
+}
+
+
+def filter_from_options(options: dict[str, list[str]], query: str | None = None) -> HostFilter:
+    """The ``HostFilter`` of the export options and the dashboard URL query ``query``, merged.
+
+    Both are read by ``HostFilter.from_params``, the parser the dashboard uses, so a filter means the
+    same here and there; any key or value it does not accept is a ``CliError`` naming it.
+    """
+    params = {key: list(values) for key, values in options.items()}
+    for key, values in _parse_query(query or "").items():
+        params[key] = params.get(key, []) + values
+    flt, rejected = HostFilter.from_params(params)
+    if rejected:
+        key, _, value = rejected[0].partition("=")
+        why = _REJECTED.get(key, "not accepted")
+        raise CliError(f"{_OPTION_OF_PARAM.get(key, key)}: {why}: {value!r}")
+    return flt
+
+
+def _parse_query(query: str) -> dict[str, list[str]]:
+    try:
+        parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, strict_parsing=bool(query.strip("?")))
+    except ValueError:
+        raise CliError(f"--filter: not a URL query: {query[:80]!r}") from None
+    unknown = sorted(set(parsed) - set(_OPTION_OF_PARAM))
     if unknown:
-        raise CliError(f"--activation-type: unknown {unknown[0]!r} (use one of {', '.join(valid.values())})")
-    return HostFilter(
-        error_codes=tuple(c for c in canonical if c),
-        activation_types=tuple(valid[t.lower()] for t in types),
-        unactivated_only=unactivated,
-    )
+        raise CliError(f"--filter: unknown key {unknown[0]!r} (use {', '.join(_OPTION_OF_PARAM)})")
+    return parsed
 
 
-def _write_export(url: str, flt: object, output: Path | None) -> int:
+def _write_export(url: str, flt: HostFilter, output: Path | None) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
     from models import db as models_db
@@ -343,7 +424,7 @@ def _write_export(url: str, flt: object, output: Path | None) -> int:
     try:
         engine = models_db.open_database(url)
         with engine.connect() as conn, _open_output(output) as out:
-            return write_csv(conn, flt, out)  # type: ignore[arg-type]  # a HostFilter from _export_filter
+            return write_csv(conn, flt, out)
     except SQLAlchemyError as exc:
         raise CliError(f"database unusable: {' '.join(str(exc).split())[:200]}", EXIT_DATABASE) from None
     except OSError as exc:

@@ -4,7 +4,7 @@
 for its ``ready`` line, polls every simulated host with ``run_poll`` (the same path as against
 real Windows) and stops the simulator. The CLI's ``demo`` command and the dashboard's first-run
 screen both call it. The simulator's password goes to the subprocess through its environment,
-never its command line.
+never its command line, and that environment holds nothing else of ours (no collector credentials).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def _start(workdir: Path, hosts: int, seed: int, password: str, python: str) -> 
         "--inventory-out", str(inventory), "--truth-out", str(truth), "--ca-out", str(ca),
         "--username", DEMO_USER, "--address-base", base, "--port", "0", "--https-port", "0",
     ]  # fmt: skip
-    env = {**os.environ, PASSWORD_ENV: password}
+    env = simulator_environment(password)
     try:
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=_project_root()
@@ -101,6 +101,20 @@ def _start(workdir: Path, hosts: int, seed: int, password: str, python: str) -> 
         raise DemoError(f"cannot start the simulator: {exc}") from None
     dns_server = _wait_ready(process)
     return _Simulator(process, dns_server, inventory, ca)
+
+
+# What the simulator needs from our environment: finding Python and its packages, a home, the locale
+# and temporary directories. Nothing else passes: above all no ACTIVATION_* credentials.
+CHILD_ENV_KEEP = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "VIRTUAL_ENV", "SYSTEMROOT")
+
+
+def simulator_environment(password: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The simulator subprocess's whole environment: ``CHILD_ENV_KEEP`` from ``environ``, and its password."""
+    source = os.environ if environ is None else environ
+    env = {key: source[key] for key in CHILD_ENV_KEEP if key in source}
+    env["PYTHONUNBUFFERED"] = "1"
+    env[PASSWORD_ENV] = password
+    return env
 
 
 def _project_root() -> Path:

@@ -22,7 +22,9 @@ wins, and ``raise ... from`` keeps the original for the log.
 
 from __future__ import annotations
 
+import binascii
 import http.client
+import json
 import re
 import socket
 import ssl
@@ -30,6 +32,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
+from xml.parsers import expat
 
 import requests.exceptions as rq
 import spnego.exceptions as sp
@@ -135,6 +138,8 @@ MAPPING: dict[type[BaseException], FailureClass] = {
     u3.ConnectTimeoutError: FailureClass.TIMEOUT,
     u3.LocationValueError: FailureClass.DNS,
     u3.PoolError: FailureClass.REFUSED,
+    u3.ProxySchemeUnsupported: FailureClass.PROTOCOL,
+    u3.MessageDefect: FailureClass.PROTOCOL,  # email.errors: malformed HTTP headers
     # pywinrm
     wr.WinRMError: FailureClass.PROTOCOL,
     wr.AuthenticationError: FailureClass.AUTH,
@@ -161,11 +166,14 @@ MAPPING: dict[type[BaseException], FailureClass] = {
     PermissionError: FailureClass.AUTH,  # requests_ntlm: "Server did not respond with NTLM challenge token"
     http.client.HTTPException: FailureClass.PROTOCOL,
     http.client.RemoteDisconnected: FailureClass.REFUSED,
+    # Malformed replies as the parsing libraries report them. Plain ValueError, LookupError and
+    # AttributeError are left out on purpose: on our path they are bugs, which must reach safe_poll
+    # with their traceback instead of passing for a host's bad reply.
     ET.ParseError: FailureClass.PROTOCOL,
+    expat.ExpatError: FailureClass.PROTOCOL,
     UnicodeError: FailureClass.PROTOCOL,
-    ValueError: FailureClass.PROTOCOL,
-    LookupError: FailureClass.PROTOCOL,
-    AttributeError: FailureClass.PROTOCOL,
+    binascii.Error: FailureClass.PROTOCOL,
+    json.JSONDecodeError: FailureClass.PROTOCOL,
 }
 
 # When several causes in a chain map to different classes, the earlier class here wins: a TLS or

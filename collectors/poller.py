@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import queue
@@ -28,14 +29,14 @@ from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from winrm.exceptions import WSManFaultError
+from winrm.exceptions import WinRMOperationTimeoutError, WinRMTransportError, WSManFaultError
 from winrm.protocol import Protocol
 
 from collectors import classify, diagnose, parse, wmi
 from collectors.credentials import Credential, missing_reason, redact
-from collectors.errors import WSMAN_ACCESS_DENIED, PollError, map_transport_errors
+from collectors.errors import WSMAN_ACCESS_DENIED, PollError, ProtocolError, map_transport_errors
 from collectors.inventory import Target
-from collectors.probes import Probes
+from collectors.probes import Probes, TcpAnswer
 from collectors.spool import Spool, SpooledBatch
 from collectors.wsman import (
     COUNTER,
@@ -48,8 +49,7 @@ from collectors.wsman import (
     open_protocol,
 )
 from models import db, queries, store
-from models.enums import ActivationType, FailureClass, ProductType, RunStatus
-from models.filters import HostFilter
+from models.enums import FailureClass, ProductType, RunStatus
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters
 
 log = logging.getLogger("collectors")
@@ -97,10 +97,12 @@ def poll_host(target: Target, ctx: PollContext) -> HostResult:
     credential = ctx.credentials.get(target.credential)
     if credential is None:
         return HostFailure(target.host, ctx.now(), FailureClass.AUTH, missing_reason(target.credential))
+    probe_deadline = time.monotonic() + ctx.host_timeout_s
     try:
         with map_transport_errors():
             readings = read_host(target, credential, ctx)
-        return observe(target, readings, ctx)
+        # Diagnosis gets what is left of the host's budget, and at least a moment to answer.
+        return observe(target, readings, ctx, deadline=max(probe_deadline, time.monotonic() + MIN_PROBE_S))
     except PollError as exc:
         return HostFailure(target.host, ctx.now(), exc.failure_class, redact(exc.reason, [credential]))
 
@@ -115,7 +117,7 @@ def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostR
         os_instance = parse.first(reader.read(wmi.OPERATING_SYSTEM))
         os_received_at = ctx.now()
         computer = parse.first(reader.read(wmi.COMPUTER_SYSTEM))
-        events = reader.read(wmi.SPP_EVENTS) if classify.needs_events(products) else ()
+        events = reader.read(wmi.spp_events(ctx.now())) if classify.needs_events(products) else ()
     finally:
         close_protocol(protocol)
     return HostReadings(
@@ -143,16 +145,34 @@ class _ClassReader:
             pages = enumerate_pages(
                 self.protocol, query, to=self.endpoint, operation_timeout_s=self.operation_timeout_s
             )
-        except WSManFaultError as exc:
-            if query.required or exc.wsman_fault_code == WSMAN_ACCESS_DENIED:
+            return parse.parse_pages(pages, query.class_name)
+        except _CLASS_FAULTS as exc:
+            if query.required or _denied(exc):
                 raise
+            log.debug("%s: %s not read: %s", self.endpoint, query.class_name, type(exc).__name__)
             self.missing.append(query.class_name)
             return ()
-        return parse.parse_pages(pages, query.class_name)
 
 
-def observe(target: Target, readings: HostReadings, ctx: PollContext) -> HostObservation:
-    """Classify and diagnose what was read from a host."""
+# What one WMI class can go wrong with while the connection and the host's deadline stay usable: a
+# WS-Man fault, the host's own operation timeout, an HTTP error, a reply over the cap (the transport
+# then reconnects) or one that does not parse. The host's deadline (PollTimeout) is never among them.
+_CLASS_FAULTS = (WSManFaultError, WinRMOperationTimeoutError, WinRMTransportError, ProtocolError)
+
+
+def _denied(exc: Exception) -> bool:
+    if isinstance(exc, WSManFaultError):
+        return exc.wsman_fault_code == WSMAN_ACCESS_DENIED
+    return isinstance(exc, WinRMTransportError) and exc.code == 401
+
+
+MIN_PROBE_S = 1.0
+
+
+def observe(
+    target: Target, readings: HostReadings, ctx: PollContext, *, deadline: float | None = None
+) -> HostObservation:
+    """Classify and diagnose what was read from a host; probes end by ``deadline`` (``time.monotonic``)."""
     states = classify.product_states(readings.products, readings.service, readings.events)
     os_info, computer = readings.os, readings.computer
     product_type = ProductType.from_wmi(os_info.product_type) if os_info and os_info.product_type else None
@@ -177,8 +197,8 @@ def observe(target: Target, readings: HostReadings, ctx: PollContext) -> HostObs
         product_type=product_type,
         clock_skew_seconds=skew,
         products=states,
-        kms=_kms_counters(readings, states, computer_name, domain, target, ctx.probes),
-        findings=diagnose.diagnose(facts, ctx.probes, grace_warning_days=ctx.grace_warning_days),
+        kms=_kms_counters(readings, states, computer_name, domain, target, ctx.probes, deadline),
+        findings=diagnose.diagnose(facts, ctx.probes, grace_warning_days=ctx.grace_warning_days, deadline=deadline),
     )
 
 
@@ -196,6 +216,7 @@ def _kms_counters(
     domain: str | None,
     target: Target,
     probes: Probes,
+    deadline: float | None,
 ) -> KmsHostCounters | None:
     service = readings.service
     is_host = any(s.activation_type.value == "KMS host" for s in states)
@@ -211,8 +232,13 @@ def _kms_counters(
         non_genuine_requests=service.non_genuine_requests,
         listening_port=port,
         dns_publishing=service.dns_publishing,
-        listening=probes.tcp(name, port).ok,
+        listening=_listening(probes.tcp(name, port, deadline=deadline)),
     )
+
+
+def _listening(answer: TcpAnswer) -> bool | None:
+    """Unknown, not "closed", when the probe was never attempted (time ran out, or the run's cap)."""
+    return answer.ok if answer.probed else None
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -398,6 +424,13 @@ class _Dispatcher:
     def close(self) -> None:
         """Threads are daemons; one stuck past its deadline dies with the process."""
 
+    def items(self, timeout: float, *, stopping: bool = False) -> list[HostResult | None]:
+        """What arrived within ``timeout``: results and ``None`` for each worker that finished."""
+        try:
+            return [self.results.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+
     def _next(self) -> Target | None:
         with self._lock:
             return None if self.stop.is_set() else next(self._iterator, None)
@@ -423,9 +456,22 @@ AUTO_PROCESSES = 2
 AUTO_PROCESSES_MIN_HOSTS = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class _ChildDone:
+    """A worker process's last message: it finished its slice; its exchange counts."""
+
+    counter: ExchangeCounter
+
+
 @dataclass
 class _ProcessDispatcher:
-    """Child processes polling disjoint slices of the targets; same interface as ``_Dispatcher``."""
+    """Child processes polling disjoint slices of the targets; same interface as ``_Dispatcher``.
+
+    Each child has its own pipe, written only by that child, so a child that dies (killed, out of
+    memory, a crash in a native library) cannot corrupt or lock another's channel. A dead child is
+    noticed by the end of its pipe or, on an idle tick, by its exit code; every host of its slice
+    it had not reported becomes a failure, so nothing is lost and the run does not wait for it.
+    """
 
     targets: Sequence[Target]
     ctx: PollContext
@@ -434,24 +480,76 @@ class _ProcessDispatcher:
 
     def start(self) -> None:
         context = multiprocessing.get_context("spawn")  # no fork of a process that has threads
-        self.results: Any = context.Queue()
         self.stop: Any = context.Event()
         threads = max(1, self.concurrency // self.processes)
-        self._children = [
-            context.Process(
+        count = min(self.processes, len(self.targets))
+        self._unreported = [{t.host for t in self.targets[k::count]} for k in range(count)]
+        self._readers: dict[Any, int] = {}
+        self._children: list[Any] = []
+        for k in range(count):
+            reader, writer = context.Pipe(duplex=False)
+            child = context.Process(
                 target=_child_poll,
-                args=(self.targets[k :: self.processes], self.ctx, threads, self.results, self.stop),
+                args=(self.targets[k::count], self.ctx, threads, writer, self.stop),
                 name=f"poll-process-{k}",
                 daemon=True,
             )
-            for k in range(min(self.processes, len(self.targets)))
-        ]
-        for child in self._children:
             child.start()
+            writer.close()  # the child holds the only write end: its death ends the pipe
+            self._readers[reader] = k
+            self._children.append(child)
 
     @property
     def workers(self) -> int:
         return len(self._children)
+
+    def items(self, timeout: float, *, stopping: bool = False) -> list[HostResult | None]:
+        """Results that arrived within ``timeout``, and ``None`` for each child that finished or died.
+
+        While ``stopping``, a dead child's unreported hosts are abandoned like those of live children.
+        """
+        exited = [r for r, k in self._readers.items() if self._children[k].exitcode is not None]
+        ready = multiprocessing.connection.wait(list(self._readers), timeout)
+        out: list[HostResult | None] = []
+        for reader in ready:
+            out.extend(self._receive(reader, stopping))
+        if not ready:
+            # Nothing arrived although these had exited before the wait: their pipes are drained.
+            for reader in exited:
+                out.extend(self._lost(reader, stopping))
+        return out
+
+    def _receive(self, reader: Any, stopping: bool) -> list[HostResult | None]:
+        try:
+            item = reader.recv()
+        except (EOFError, OSError):
+            return self._lost(reader, stopping)
+        if isinstance(item, _ChildDone):
+            COUNTER.connections += item.counter.connections
+            COUNTER.requests += item.counter.requests
+            self._forget(reader)
+            return [None]
+        self._unreported[self._readers[reader]].discard(item.host)
+        return [item]
+
+    def _lost(self, reader: Any, stopping: bool) -> list[HostResult | None]:
+        """A child that ended without its last message: its unreported hosts fail; it counts as finished."""
+        k = self._readers[reader]
+        child = self._children[k]
+        child.join(PROCESS_JOIN_S)
+        self._forget(reader)
+        if stopping or not self._unreported[k]:
+            return [None]
+        reason = f"worker process died (exit {child.exitcode})"
+        log.error("%s: %d host(s) of its slice were not polled", reason, len(self._unreported[k]))
+        now = self.ctx.now()
+        lost = [HostFailure(host, now, FailureClass.PROTOCOL, reason) for host in sorted(self._unreported[k])]
+        self._unreported[k].clear()
+        return [*lost, None]
+
+    def _forget(self, reader: Any) -> None:
+        del self._readers[reader]
+        reader.close()
 
     def close(self) -> None:
         self.stop.set()
@@ -461,10 +559,12 @@ class _ProcessDispatcher:
             if child.is_alive():
                 child.terminate()  # results in flight past the grace are abandoned, as with threads
                 child.join(PROCESS_JOIN_S)
+        for reader in list(self._readers):
+            self._forget(reader)
 
 
 def _child_poll(targets: Sequence[Target], ctx: PollContext, threads: int, out: Any, stop: Any) -> None:
-    """A worker process: poll ``targets`` with threads, forward results, end with the exchange counts."""
+    """A worker process: poll ``targets`` with threads, send results, end with the exchange counts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     dispatcher = _Dispatcher(targets, ctx, max(1, min(threads, len(targets))))
     dispatcher.start()
@@ -479,17 +579,9 @@ def _child_poll(targets: Sequence[Target], ctx: PollContext, threads: int, out: 
         if item is None:
             running -= 1
         else:
-            out.put(item)
-    out.put(replace(COUNTER))
-
-
-def _finished_worker(item: object) -> bool:
-    """Whether ``item`` is a worker's end marker (a thread's None or a process's counts)."""
-    if isinstance(item, ExchangeCounter):
-        COUNTER.connections += item.connections
-        COUNTER.requests += item.requests
-        return True
-    return item is None
+            out.send(item)
+    out.send(_ChildDone(replace(COUNTER)))
+    out.close()
 
 
 def safe_poll(target: Target, ctx: PollContext) -> HostResult:
@@ -618,14 +710,11 @@ def _drive(
                 dispatcher.stop.set()
                 running = _drain(dispatcher, running, pending, summary, clients, on_progress, ctx, started)
                 break
-            try:
-                item: object = dispatcher.results.get(timeout=0.2)
-            except queue.Empty:
-                item = ()  # no result this tick
-            if _finished_worker(item):
-                running -= 1
-            elif isinstance(item, HostObservation | HostFailure):
-                _accept(item, pending, summary, clients, on_progress, ctx, started)
+            for item in dispatcher.items(0.2):
+                if item is None:
+                    running -= 1
+                else:
+                    _accept(item, pending, summary, clients, on_progress, ctx, started)
             if len(pending) >= options.batch_size or (
                 pending and ctx.monotonic() - last_flush > options.flush_interval_s
             ):
@@ -678,14 +767,11 @@ def _drain(
     """Collect results of hosts already in flight for a short grace; the rest are abandoned."""
     until = ctx.monotonic() + STOP_GRACE_S
     while running and ctx.monotonic() < until:
-        try:
-            item: object = dispatcher.results.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        if _finished_worker(item):
-            running -= 1
-        elif isinstance(item, HostObservation | HostFailure):
-            _accept(item, pending, summary, clients, on_progress, ctx, started)
+        for item in dispatcher.items(0.1, stopping=True):
+            if item is None:
+                running -= 1
+            else:
+                _accept(item, pending, summary, clients, on_progress, ctx, started)
     return running
 
 
@@ -758,16 +844,13 @@ def apply_kms_counts(conn: Any, clients: Sequence[diagnose.KmsClient], now: date
 
 
 def stored_kms_clients(conn: Any) -> list[diagnose.KmsClient]:
-    """KMS clients in the database with the KMS host they use, as the dashboard lists them."""
-    flt = HostFilter(activation_types=(ActivationType.KMS_CLIENT,))
-    frame = queries.host_page(conn, flt, limit=queries.host_count(conn, flt) or 1)
+    """KMS clients in the database with the KMS host they use (one narrow query)."""
     clients = []
-    for row in frame.itertuples(index=False):
-        kms_host = row.kms_host if isinstance(row.kms_host, str) else ""
-        if kms_host and isinstance(row.product_type, str):
-            name = kms_host.rsplit(":", 1)[0].rstrip(".").lower()
-            code = row.error_code if isinstance(row.error_code, str) else None
-            clients.append(diagnose.KmsClient(str(row.host), name, ProductType(row.product_type).is_server, code))
+    for row in queries.kms_clients(conn):
+        name = row.kms_fqdn.strip().rstrip(".").lower()
+        if name and row.product_type:
+            is_server = ProductType(row.product_type).is_server
+            clients.append(diagnose.KmsClient(row.host, name, is_server, row.error_code))
     return clients
 
 

@@ -3,12 +3,14 @@
 Each batch is one fsynced JSON file named by time and its uuid ``batch_id``, written atomically
 (temporary file, then rename). Replay writes batches back oldest first through the same store call;
 ``models.store.write_results`` ignores a batch id already applied, so a batch replayed twice is
-counted once. A batch file is removed only after its write committed.
+counted once. A batch file is removed only after its write committed; a file that cannot be decoded is
+logged once and moved to ``bad/`` inside the spool, where it waits for a person.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -23,6 +25,8 @@ from models.enums import ActivationType, FailureClass, LicenseStatus, ProductTyp
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters, ProductState
 
 FORMAT_VERSION = 1
+BAD_DIR = "bad"
+log = logging.getLogger("collectors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +60,36 @@ class Spool:
         return target
 
     def pending(self) -> Iterator[SpooledBatch]:
-        """Spooled batches, oldest first; unreadable files are skipped and left in place."""
+        """Spooled batches, oldest first; a file that cannot be decoded is set aside in ``bad/``."""
         if not self.directory.is_dir():
             return
         for path in sorted(self.directory.glob("*.json")):
             batch = _read(path)
-            if batch is not None:
+            if isinstance(batch, SpooledBatch):
                 yield batch
+            else:
+                self._set_aside(path, batch)
 
     def count(self) -> int:
+        """Batches waiting for replay (files set aside as unreadable are not counted)."""
         return len(list(self.directory.glob("*.json"))) if self.directory.is_dir() else 0
+
+    @property
+    def bad_directory(self) -> Path:
+        return self.directory / BAD_DIR
+
+    def _set_aside(self, path: Path, problem: str) -> None:
+        # Moved, not skipped: a file left in place would be retried, and warned about, on every run.
+        target = self.bad_directory / path.name
+        try:
+            self.bad_directory.mkdir(exist_ok=True, mode=0o700)
+            path.replace(target)
+        except OSError as exc:
+            log.error("spool file %s cannot be read (%s) nor moved aside: %s", path, problem, exc.strerror or exc)
+            return
+        log.error(
+            "spool file %s cannot be read (%s); moved to %s, its results are not replayed", path.name, problem, target
+        )
 
     @staticmethod
     def remove(batch: SpooledBatch) -> None:
@@ -95,13 +119,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _read(path: Path) -> SpooledBatch | None:
+def _read(path: Path) -> SpooledBatch | str:
+    """The batch in ``path``, or why it cannot be decoded."""
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
         results = tuple(decode_result(item) for item in payload["results"])
         return SpooledBatch(str(payload["batch_id"]), payload.get("run_id"), results, path)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return f"not a spooled batch: {type(exc).__name__}: {str(exc)[:120]}"
 
 
 # --- codec -----------------------------------------------------------------------------------------

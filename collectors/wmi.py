@@ -5,7 +5,8 @@ reading the replies in ``parse``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 WINDOWS_APP_ID = "55c92734-d682-4d71-983e-d6ec3f16059f"
 SPP_EVENT_SOURCE = "Microsoft-Windows-Security-SPP"
@@ -90,6 +91,21 @@ SPP_EVENTS = WqlQuery(
         f"({' OR '.join(f'EventCode = {i}' for i in SPP_EVENT_IDS)})"
     ),
 )
+# Only recent attempts matter, and a busy Application log holds years of events: without a bound
+# the host scans and sends every one of them.
+SPP_EVENT_WINDOW = timedelta(days=30)
 
-# Always read, in this order; SPP_EVENTS is read only when a product's error code needs it.
+
+def wql_datetime(moment: datetime) -> str:
+    """``moment`` as a WQL datetime literal in UTC (``20261025000000.000000+000``)."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S.000000+000")
+
+
+def spp_events(now: datetime) -> WqlQuery:
+    """``SPP_EVENTS`` limited to events generated within ``SPP_EVENT_WINDOW`` before ``now``."""
+    since = wql_datetime(now - SPP_EVENT_WINDOW)
+    return replace(SPP_EVENTS, where=f"{SPP_EVENTS.where} AND TimeGenerated > '{since}'")
+
+
+# Always read, in this order; the SPP events (``spp_events``) are read only when a product's error code needs it.
 ALWAYS = (PRODUCT, SERVICE, OPERATING_SYSTEM, COMPUTER_SYSTEM)

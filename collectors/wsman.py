@@ -11,12 +11,14 @@ interpret WMI data (``parse`` does).
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import heapq
 import ipaddress
 import itertools
 import math
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -300,6 +302,18 @@ class BoundedTransport(Transport):
         self.finished = True
         super().close_session()
 
+    def _drop_session(self) -> None:
+        """Forget a connection abandoned mid-reply: the next message opens and authenticates a new one.
+
+        NTLM state belongs to the TCP connection, so an optional class whose reply was cut off at the
+        cap must not leave the host's remaining classes on a dead, unauthenticated connection.
+        """
+        if self.session is not None:
+            self.session.close()
+        self.session = None
+        self.encryption = None
+        self._mounted = False
+
     def build_session(self) -> requests.Session:
         fresh = self.session is None
         session = super().build_session()
@@ -314,7 +328,9 @@ class BoundedTransport(Transport):
     def _preempt(self, session: requests.Session) -> None:
         session.trust_env = False  # proxies and CA come from our options, not the environment
         if self.auth_method == "ntlm" and not isinstance(session.auth, PreemptiveNtlmAuth):
-            session.auth = PreemptiveNtlmAuth(self.username, self.password, send_cbt=self.send_cbt)
+            session.auth = PreemptiveNtlmAuth(
+                self.username, self.password, send_cbt=self.send_cbt, options=self.options, deadline=self.deadline
+            )
 
     def _send_message_request(
         self, session: requests.Session, prepared_request: requests.PreparedRequest
@@ -342,6 +358,9 @@ class BoundedTransport(Transport):
         response = session.send(prepared_request, timeout=timeout, stream=True)
         try:
             _read_capped(response, self.options, self.deadline)
+        except ReplyTooLarge:
+            self._drop_session()
+            raise
         finally:
             response.close()
         if self.expired:
@@ -362,9 +381,19 @@ class PreemptiveNtlmAuth(HttpNtlmAuth):
     (NEGOTIATE -> CHALLENGE, AUTHENTICATE -> answer) on the same connection.
     """
 
-    def __init__(self, username: str | None, password: str | None, *, send_cbt: bool = True) -> None:
+    def __init__(
+        self,
+        username: str | None,
+        password: str | None,
+        *,
+        send_cbt: bool = True,
+        options: WsmanOptions | None = None,
+        deadline: Deadline | None = None,
+    ) -> None:
         super().__init__(username, password, send_cbt=send_cbt)
         self._client: Any = None
+        self.options = options or WsmanOptions()
+        self.deadline = deadline or Deadline(self.options.read_timeout_s)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         r.headers["Connection"] = "Keep-Alive"
@@ -387,8 +416,14 @@ class PreemptiveNtlmAuth(HttpNtlmAuth):
         if response.status_code != 401 or client is None or challenge is None:
             return response  # a 401 without a challenge is a refusal; the transport reports it
         bindings = self._channel_bindings(response)
-        authenticate = client.step(challenge, channel_bindings=bindings)
-        response.content  # noqa: B018  # read the body so the connection can carry the next request
+        authenticate = _authenticate(client, challenge, bindings)
+        # Read the body so the connection can carry the next request, under the same cap and deadline
+        # as every other reply: a host must not be able to make the handshake swallow memory.
+        try:
+            _read_capped(response, self.options, self.deadline)
+        except ReplyTooLarge:
+            response.close()
+            raise
         response.raw.release_conn()
         request = response.request.copy()
         if request.body is not None and hasattr(request.body, "seek"):
@@ -410,8 +445,20 @@ def _ntlm_token(header: str) -> bytes | None:
     for part in header.split(","):
         scheme, _, token = part.strip().partition(" ")
         if scheme.lower() == "ntlm" and token.strip():
-            return base64.b64decode(token.strip())
+            try:
+                return base64.b64decode(token.strip(), validate=True)
+            except binascii.Error as exc:
+                raise ProtocolError("the host's NTLM challenge is not valid base64") from exc
     return None
+
+
+def _authenticate(client: Any, challenge: bytes, bindings: Any) -> bytes | None:
+    """The AUTHENTICATE token for the host's CHALLENGE; a malformed CHALLENGE is the host's fault."""
+    try:
+        token: bytes | None = client.step(challenge, channel_bindings=bindings)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise ProtocolError(f"malformed NTLM challenge from the host: {exc}") from exc
+    return token
 
 
 def _read_capped(response: requests.Response, options: WsmanOptions, deadline: Deadline) -> None:

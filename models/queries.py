@@ -258,7 +258,8 @@ def _latest_stats() -> Any:
 
 
 def kms_host_counts(conn: Connection) -> dict[str, KmsCount]:
-    """Lower-case FQDN (and bare computer name) of each KMS host -> its latest count, for client diagnosis."""
+    """Lower-case FQDN, inventory name and (where unambiguous) bare computer name of each KMS host -> its
+    latest count, for client diagnosis. A bare name shared by KMS hosts in two domains maps to neither."""
     latest = _latest_stats()
     rows = conn.execute(
         select(Host.name, Host.fqdn, Host.computer_name, latest.c.current_count, latest.c.observed_at).join(
@@ -266,11 +267,17 @@ def kms_host_counts(conn: Connection) -> dict[str, KmsCount]:
         )
     ).all()
     counts: dict[str, KmsCount] = {}
+    bare: dict[str, list[KmsCount]] = {}
     for name, fqdn, computer, count, at in rows:
         entry = KmsCount(name, int(count), at)
-        for key in (fqdn, (computer or "").lower(), name.lower()):
+        for key in (fqdn, name.lower()):
             if key:
                 counts.setdefault(key, entry)
+        if computer:
+            bare.setdefault(computer.lower(), []).append(entry)
+    for key, entries in bare.items():
+        if len(entries) == 1:
+            counts.setdefault(key, entries[0])
     return counts
 
 
@@ -546,3 +553,24 @@ def filter_options(conn: Connection) -> FilterOptions:
         return tuple(rows)
 
     return FilterOptions(present(Host.site), present(Host.os_caption), present(Host.error_code))
+
+
+@dataclass(frozen=True, slots=True)
+class KmsClientRow:
+    """A host whose Windows activates against KMS, with the KMS host it uses (for the ``kms_count`` post-pass)."""
+
+    host: str
+    kms_fqdn: str
+    product_type: str | None
+    license_status: str | None
+    error_code: str | None
+
+
+def kms_clients(conn: Connection) -> list[KmsClientRow]:
+    """Every KMS client that names a KMS host: five narrow columns, no paging, no DataFrame."""
+    rows = conn.execute(
+        select(Host.name, Host.kms_fqdn, Host.product_type, Host.license_status, Host.error_code)
+        .where(Host.activation_type == ActivationType.KMS_CLIENT.value, Host.kms_fqdn.is_not(None))
+        .order_by(Host.name)
+    ).all()
+    return [KmsClientRow(name, str(kms), ptype, status, code) for name, kms, ptype, status, code in rows]

@@ -182,3 +182,15 @@ def test_search_folds_case_the_same_on_every_backend(engine: Engine) -> None:
     with engine.connect() as conn:
         counts = [queries.host_count(conn, HostFilter(search=q)) for q in ("école", "ÉCOLE", "STRASSE", "é")]
     assert counts == [1, 1, 1, 1]
+
+
+def test_a_bare_kms_name_shared_by_two_domains_matches_neither(engine: Engine) -> None:
+    twin = replace(result_for(fleet()[1], NOW), host="10.7.7.7", domain="lab.example")
+    with engine.begin() as conn:
+        seed_fleet(conn, now=NOW, days=1)
+        store.write_results(conn, None, [twin])
+    with engine.connect() as conn:
+        counts = queries.kms_host_counts(conn)
+    assert "kms02" not in counts
+    assert counts["kms02.corp.example"].current_count == 12 and counts["kms02.lab.example"].host == "10.7.7.7"
+    assert counts["kms01"].host == "10.1.0.10"
