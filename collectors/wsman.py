@@ -180,32 +180,30 @@ class ExchangeCounter:
 COUNTER = ExchangeCounter()
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Routing, deadline watching and exchange counting shared by the HTTP and HTTPS connections."""
+
+    sock: socket.socket
+
     def _new_conn(self) -> socket.socket:
-        return _routed_conn(self, super()._new_conn)
+        return _routed_conn(self, super()._new_conn)  # type: ignore[misc,arg-type]
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _register_socket(self.sock)
         COUNTER.connections += 1
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         COUNTER.requests += 1
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        return _routed_conn(self, super()._new_conn)
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        _register_socket(self.sock)
-        COUNTER.connections += 1
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        COUNTER.requests += 1
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 def _routed_conn(conn: HTTPConnection, new_conn: Callable[[], socket.socket]) -> socket.socket:
