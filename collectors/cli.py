@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from collectors.credentials import Credential, CredentialError, load_credentials, read_secrets_file, redact
+from collectors.credentials import Credential, CredentialError, load_credentials, log_to_stderr, read_secrets_file
 from collectors.errors import EXPLANATION, InventoryError, SpoolError
 from collectors.inventory import Inventory, load_inventory, parse_shard, select_shard
 from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
@@ -268,41 +268,8 @@ def summary_table(summary: RunSummary) -> Table:
     return table
 
 
-class _Redact(logging.Filter):
-    """Scrubs configured passwords from every log record, whatever its origin."""
-
-    def __init__(self, credentials: Iterable[Credential]) -> None:
-        super().__init__()
-        self.credentials = list(credentials)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact(message, self.credentials)
-        if clean != message:
-            record.msg, record.args = clean, None
-        # A traceback carries exception messages (and their causes) that getMessage() never sees:
-        # format it here, scrub it, and leave the formatter only the scrubbed text.
-        if record.exc_info and not record.exc_text:
-            record.exc_text = _FORMATTER.formatException(record.exc_info)
-        record.exc_info = None
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.credentials)
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info, self.credentials)
-        return True
-
-
-_FORMATTER = logging.Formatter()
-
-
 def _configure_logging(credentials: Iterable[Credential]) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    handler.addFilter(_Redact(credentials))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING)
-    log.setLevel(logging.INFO)
+    log_to_stderr(credentials)
 
 
 # --- export ----------------------------------------------------------------------------------------
@@ -329,7 +296,7 @@ def export(
         list[str] | None, typer.Option("--failure", help="Only hosts whose last poll failed with this class.")
     ] = None,
     stale_hours: Annotated[
-        int | None, typer.Option("--stale-hours", help="Only hosts without a successful poll for N hours.")
+        str | None, typer.Option("--stale-hours", help="Only hosts without a successful poll for N hours.")
     ] = None,
     search: Annotated[str | None, typer.Option("--search", help="Only hosts whose name contains TEXT.")] = None,
     filter_query: Annotated[
@@ -348,7 +315,7 @@ def export(
         "os": os_caption or [],
         "product": product_type or [],
         "failure": failure or [],
-        "stale": [] if stale_hours is None else [str(stale_hours)],
+        "stale": [] if stale_hours is None else [stale_hours],
         "q": [] if search is None else [search],
         "unactivated": ["1"] if unactivated else [],
     }
@@ -375,6 +342,9 @@ _OPTION_OF_PARAM = {
     "unactivated": "--unactivated",
 }
 
+_SINGLE_VALUED = ("stale", "q", "unactivated")
+_VIEW_ONLY_KEYS = ("lang", "page")
+
 _REJECTED = {
     "code": "not an error code",
     "type": f"not an activation type (one of {', '.join(ActivationType)})",
@@ -396,6 +366,9 @@ def filter_from_options(options: dict[str, list[str]], query: str | None = None)
     params = {key: list(values) for key, values in options.items()}
     for key, values in _parse_query(query or "").items():
         params[key] = params.get(key, []) + values
+    for key in _SINGLE_VALUED:
+        if len(set(params.get(key, []))) > 1:
+            raise CliError(f"{_OPTION_OF_PARAM[key]}: given more than once with different values")
     flt, rejected = HostFilter.from_params(params)
     if rejected:
         key, _, value = rejected[0].partition("=")
@@ -409,6 +382,9 @@ def _parse_query(query: str) -> dict[str, list[str]]:
         parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, strict_parsing=bool(query.strip("?")))
     except ValueError:
         raise CliError(f"--filter: not a URL query: {query[:80]!r}") from None
+    # A URL copied from the dashboard also says which language and page it showed; neither filters.
+    for key in _VIEW_ONLY_KEYS:
+        parsed.pop(key, None)
     unknown = sorted(set(parsed) - set(_OPTION_OF_PARAM))
     if unknown:
         raise CliError(f"--filter: unknown key {unknown[0]!r} (use {', '.join(_OPTION_OF_PARAM)})")

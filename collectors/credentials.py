@@ -9,9 +9,11 @@ might leave the process (failure reasons, log lines).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +110,47 @@ def redact(text: str, credentials: Iterable[Credential]) -> str:
         if secret and secret in text:
             text = text.replace(secret, MASK)
     return text
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs configured passwords from every log record, whatever its origin, tracebacks included."""
+
+    def __init__(self, credentials: Iterable[Credential]) -> None:
+        super().__init__()
+        self.credentials = list(credentials)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._scrub(record)
+        except Exception:  # a malformed record must not make the logging call itself raise
+            record.msg, record.args, record.exc_info, record.exc_text = "(unprintable log record)", None, None, None
+        return True
+
+    def _scrub(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        clean = redact(message, self.credentials)
+        if clean != message:
+            record.msg, record.args = clean, None
+        # A traceback carries exception messages (and their causes) that getMessage() never sees:
+        # format it here, scrub it, and leave the formatter only the scrubbed text.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
+        record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self.credentials)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self.credentials)
+
+
+_FORMATTER = logging.Formatter()
+
+
+def log_to_stderr(credentials: Iterable[Credential]) -> None:
+    """Send this process's log records to stderr through the redacting filter (collector and workers)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(credentials))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("collectors").setLevel(logging.INFO)

@@ -33,7 +33,7 @@ from winrm.exceptions import WinRMOperationTimeoutError, WinRMTransportError, WS
 from winrm.protocol import Protocol
 
 from collectors import classify, diagnose, parse, wmi
-from collectors.credentials import Credential, missing_reason, redact
+from collectors.credentials import Credential, log_to_stderr, missing_reason, redact
 from collectors.errors import WSMAN_ACCESS_DENIED, PollError, ProtocolError, map_transport_errors
 from collectors.inventory import Target
 from collectors.probes import Probes, TcpAnswer
@@ -566,6 +566,7 @@ class _ProcessDispatcher:
 def _child_poll(targets: Sequence[Target], ctx: PollContext, threads: int, out: Any, stop: Any) -> None:
     """A worker process: poll ``targets`` with threads, send results, end with the exchange counts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    log_to_stderr(ctx.credentials.values())  # a spawned process starts without the parent's redacting handler
     dispatcher = _Dispatcher(targets, ctx, max(1, min(threads, len(targets))))
     dispatcher.start()
     running = dispatcher.workers

@@ -67,6 +67,8 @@ class Spool:
             batch = _read(path)
             if isinstance(batch, SpooledBatch):
                 yield batch
+            elif isinstance(batch, _Unreadable):
+                log.warning("spool file %s cannot be read now (%s); it stays for the next replay", path, batch)
             else:
                 self._set_aside(path, batch)
 
@@ -119,14 +121,20 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+class _Unreadable(str):
+    """An I/O error reading a spool file: maybe passing, so the file is kept, not set aside."""
+
+
 def _read(path: Path) -> SpooledBatch | str:
-    """The batch in ``path``, or why it cannot be decoded."""
+    """The batch in ``path``, or why it cannot be decoded (``_Unreadable`` when the disk would not say)."""
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return _Unreadable(exc.strerror or exc)
+    try:
+        payload = json.loads(text)
         results = tuple(decode_result(item) for item in payload["results"])
         return SpooledBatch(str(payload["batch_id"]), payload.get("run_id"), results, path)
-    except OSError as exc:
-        return f"unreadable: {exc.strerror or exc}"
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return f"not a spooled batch: {type(exc).__name__}: {str(exc)[:120]}"
 

@@ -113,3 +113,12 @@ def mismatches(truth: list[dict[str, Any]], rows: dict[str, dict[str, Any]]) -> 
         if got != want:
             problems.append(f"{expected['name']} ({expected['fault'] or 'healthy'}): got {got}, want {want}")
     return problems
+
+
+def leaking_factory(target: Any, credential: Any, options: Any, deadline: Any) -> Any:
+    """A protocol factory with a bug whose message (and cause) carry the password; importable by workers."""
+    secret = credential.password.get_secret_value()
+    try:
+        raise OSError("inner cause mentions " + secret)
+    except OSError as exc:
+        raise RuntimeError("connect string user=reader;pwd=" + secret) from exc

@@ -84,6 +84,9 @@ def test_the_filters_select_something(polled_db):
         (["--product-type", "laptop"], "--product-type: not a product type"),
         (["--failure", "flaky"], "--failure: not a failure class"),
         (["--stale-hours", "0"], "--stale-hours: not a number of hours"),
+        (["--stale-hours", "abc"], "--stale-hours: not a number of hours"),
+        (["--stale-hours", "5", "--filter", "stale=24"], "--stale-hours: given more than once"),
+        (["--search", "ws", "--filter", "q=kms"], "--search: given more than once"),
     ],
 )
 def test_unknown_filter_values_are_one_line_with_exit_2(tmp_path, args, message):
@@ -92,3 +95,11 @@ def test_unknown_filter_values_are_one_line_with_exit_2(tmp_path, args, message)
     assert run.returncode == 2, stderr
     assert message in stderr and "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1
+
+
+def test_a_url_copied_from_the_dashboard_is_accepted(polled_db, tmp_path):
+    out = tmp_path / "export.csv"
+    query = "code=0xC004F074&site=Taipei&lang=zh-TW&page=2"
+    run = export(["--filter", query, "--db", polled_db, "--output", str(out)], tmp_path)
+    assert run.returncode == 0, run.stderr.decode()
+    assert out.read_bytes() == expected_csv(polled_db, HostFilter(error_codes=("0xC004F074",), sites=("Taipei",)))

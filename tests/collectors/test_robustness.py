@@ -321,6 +321,48 @@ print(result.failure_class.value, result.reason)
 """
 
 
+_WORKER_TRACEBACK_SCRIPT = """
+import sys, tempfile
+from pathlib import Path
+from pydantic import SecretStr
+from collectors.cli import _configure_logging
+from collectors.credentials import Credential
+from collectors.inventory import Target
+from collectors.poller import PollContext, RunOptions, run_poll
+from collectors.probes import Probes
+from collectors.spool import Spool
+from tests.collectors.helpers import leaking_factory
+
+if __name__ == "__main__":
+    password = sys.argv[1]
+    credential = Credential("default", "reader", SecretStr(password))
+    _configure_logging([credential])
+    ctx = PollContext({"default": credential}, Probes.for_settings(None), protocol_factory=leaking_factory)
+    folder = Path(tempfile.mkdtemp())
+    targets = [Target(f"ws{i:02d}.corp.test", 5985) for i in range(4)]
+    summary = run_poll(targets, ctx, database_url=f"sqlite:///{folder}/am.db", spool=Spool(folder / "spool"),
+                       options=RunOptions(concurrency=2, processes=2))
+    print(summary.failed)
+"""
+
+
+def test_worker_process_tracebacks_never_show_a_password(tmp_path):
+    script = tmp_path / "worker_traceback.py"
+    script.write_text(_WORKER_TRACEBACK_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), PASSWORD],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "4", "every host is recorded as failed"
+    assert "RuntimeError" in run.stderr  # the workers' bug reports still reach stderr
+    assert PASSWORD not in run.stderr
+
+
 def test_tracebacks_in_the_log_never_show_a_password():
     run = subprocess.run(
         [sys.executable, "-c", _TRACEBACK_SCRIPT, PASSWORD],
@@ -372,6 +414,16 @@ def test_a_corrupt_spool_file_is_logged_once_and_set_aside(tmp_path, caplog):
     assert (spool.directory / "bad" / corrupt.name).exists()
     assert spool.count() == 1
     assert sum(corrupt.name in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_spool_file_the_disk_will_not_read_now_is_kept_for_later(tmp_path, caplog):
+    spool = Spool(tmp_path / "spool")
+    unreadable = spool.directory / "00000000000000000002-unreadable.json"
+    unreadable.mkdir(parents=True)  # reading it fails with an OSError, as a disk error would
+    with caplog.at_level(logging.WARNING, logger="collectors"):
+        assert list(spool.pending()) == []
+    assert unreadable.exists() and not (spool.directory / "bad").exists()
+    assert any("cannot be read now" in r.getMessage() for r in caplog.records)
 
 
 # --- 7. the demo's simulator gets a minimal environment --------------------------------------------
