@@ -16,7 +16,7 @@ from typing import Protocol
 
 from collectors.probes import Probes, SrvAnswer, TcpAnswer
 from knowledge.codes import codes_for_check
-from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_CLIENT_THRESHOLD, KMS_DEFAULT_PORT, KMS_SERVER_THRESHOLD
+from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_DEFAULT_PORT, required_count
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
 from models.records import EvidenceValue, Finding, ProductState
 
@@ -233,7 +233,7 @@ def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding 
     entry = kms_count_entry(client.kms_host, counts)
     if entry is None:
         return None
-    needed = KMS_SERVER_THRESHOLD if client.is_server else KMS_CLIENT_THRESHOLD
+    needed = required_count(client.is_server)
     count = int(entry.current_count)
     evidence: dict[str, EvidenceValue] = {"kms_host": client.kms_host, "current_count": count, "required": needed}
     related = client.error_code if client.error_code in COUNT_CODES else None

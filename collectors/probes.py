@@ -24,9 +24,8 @@ from typing import Any, TypeVar
 import dns.exception
 import dns.resolver
 
-from knowledge.kms import KMS_SRV_PREFIX
+from knowledge.kms import srv_name
 
-SRV_PREFIX = KMS_SRV_PREFIX + "."
 DEFAULT_MAX_TARGETS = 256
 T = TypeVar("T")
 
@@ -186,7 +185,7 @@ class Probes:
 
     def srv(self, domain: str, *, deadline: float | None = None) -> SrvAnswer:
         """The ``_vlmcs._tcp`` records of ``domain`` (cached), asked before ``deadline``."""
-        name = SRV_PREFIX + domain.strip(".").lower()
+        name = srv_name(domain.lower())
         until = self.deadline(deadline)
         if not self._admit("srv", (name, 0)):
             return SrvAnswer(name, error=f"not probed: more than {self.max_targets} KMS domains", probed=False)

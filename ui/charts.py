@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from knowledge.kms import KMS_CLIENT_THRESHOLD, KMS_COUNT_CAP, KMS_SERVER_THRESHOLD
+from knowledge.kms import KMS_CLIENT_THRESHOLD, KMS_COUNT_CAP, KMS_SERVER_THRESHOLD, KmsState, kms_state
 
 # Okabe & Ito (2008) "Color Universal Design"; black is swapped for grey so it shows on dark themes.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#999999")
@@ -158,9 +158,7 @@ def kms_label(host: object, computer_name: object) -> str:
 
 
 def _count_colour(count: int) -> str:
-    if count >= KMS_CLIENT_THRESHOLD:
-        return GREEN
-    return ORANGE if count >= KMS_SERVER_THRESHOLD else VERMILION
+    return {KmsState.ALL: GREEN, KmsState.SERVERS: ORANGE, KmsState.NONE: VERMILION}[kms_state(count)]
 
 
 def kms_count_history(frame: pd.DataFrame, t: Translate = _same) -> go.Figure:
