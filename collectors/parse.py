@@ -80,10 +80,21 @@ def _local(tag: str) -> str:
 
 
 def enumeration_cursor(body: bytes) -> tuple[str | None, bool]:
-    """The enumeration context to Pull with, and whether the sequence has ended."""
-    if b"EndOfSequence" in body:
+    """The enumeration context to Pull with, and whether the sequence has ended.
+
+    Windows ends an optimized enumeration with an empty ``n:EnumerationContext`` and
+    ``w:EndOfSequence``, and a Pull with ``n:EndOfSequence`` and no context; only the response
+    element's own children count, so an instance value reading "EndOfSequence" cannot end paging.
+    """
+    root = _root(body)
+    response = root.find(".//{*}EnumerateResponse")
+    if response is None:
+        response = root.find(".//{*}PullResponse")
+    if response is None:
+        return None, True  # nothing to Pull; parse_enumeration says what the reply is instead
+    if any(_local(child.tag) == "EndOfSequence" for child in response):
         return None, True
-    context = _root(body).find(".//{*}EnumerationContext")
+    context = next((c for c in response if _local(c.tag) == "EnumerationContext"), None)
     text = context.text.strip() if context is not None and context.text else None
     return text, text is None
 

@@ -30,8 +30,9 @@ NS: Final = {
     "f": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
     "xsi": "http://www.w3.org/2001/XMLSchema-instance",
     "cim": "http://schemas.dmtf.org/wbem/wscim/1/common",
+    "wmi": "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/",
 }
-WMI_CIMV2: Final = "http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/"
+WMI_CIMV2: Final = NS["wmi"]
 WQL_DIALECT: Final = "http://schemas.microsoft.com/wbem/wsman/1/WQL"
 SHELL_URI: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 ANONYMOUS: Final = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
@@ -50,18 +51,39 @@ class Action:
     RECEIVE: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Receive"
     SIGNAL: Final = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/Signal"
     FAULT: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
+    ENUMERATION_FAULT: Final = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/fault"
+    ADDRESSING_FAULT: Final = "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault"
+
+
+# Windows names the fault action after the specification the subcode comes from: WS-Enumeration
+# faults (n:CannotProcessFilter) carry the enumeration fault action, WS-Addressing ones the
+# addressing action, everything else the WS-Management one (tests/fixtures/windows/fault_*).
+_FAULT_ACTION_BY_PREFIX: Final = {"n": Action.ENUMERATION_FAULT, "a": Action.ADDRESSING_FAULT}
+UNEXPECTED_SELECTORS: Final = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors"
 
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """A WS-Management fault: SOAP code and subcode, reason, WSManFault code, optional WMI text."""
+    """A WS-Management fault: SOAP code and subcode, reason, WSManFault code, optional WMI text.
+
+    ``wmi_query`` (the WQL the WMI provider failed on) adds the provider's ``__ExtendedStatus``;
+    ``detail`` is a ``w:FaultDetail`` URI; ``message`` is the ``f:Message`` when it differs from the
+    reason; an empty ``action`` follows the subcode's namespace.
+    """
 
     code: str
     subcode: str
     reason: str
     wsman_code: int
     wmi_message: str = ""
-    action: str = Action.FAULT
+    action: str = ""
+    wmi_query: str = ""
+    detail: str = ""
+    message: str = ""
+
+    @property
+    def fault_action(self) -> str:
+        return self.action or _FAULT_ACTION_BY_PREFIX.get(self.subcode.partition(":")[0], Action.FAULT)
 
 
 CANNOT_PROCESS_FILTER: Final = 2150858778
@@ -73,11 +95,12 @@ INVALID_SELECTORS: Final = 2150858843
 INTERNAL_ERROR: Final = 2150858854
 
 
-def filter_fault(wmi_message: str) -> Fault:
+def filter_fault(wmi_message: str, query: str = "") -> Fault:
     """The fault Windows returns for a WQL filter the WMI provider cannot run."""
     return Fault("s:Sender", "n:CannotProcessFilter",
                  "The data source could not process the filter. The filter might be missing or it might be invalid. "
-                 "Change the filter and try the request again.  ", CANNOT_PROCESS_FILTER, wmi_message)  # fmt: skip
+                 "Change the filter and try the request again.  ", CANNOT_PROCESS_FILTER, wmi_message,
+                 wmi_query=query)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +114,7 @@ class Request:
     options: dict[str, str]
     body: ET.Element | None
     max_envelope_size: int = 153600
+    to: str = ""
 
 
 class RequestError(ValueError):
@@ -114,6 +138,7 @@ def parse_request(data: bytes) -> Request:
         options={o.get("Name", ""): o.text or "" for o in header.findall("w:OptionSet/w:Option", NS)},
         body=root.find("s:Body", NS),
         max_envelope_size=_int(_text(header, "w:MaxEnvelopeSize"), 153600),
+        to=_text(header, "a:To"),
     )
 
 
@@ -153,22 +178,41 @@ def envelope(action: str, relates_to: str, body: str) -> bytes:
     return f'<s:Envelope xml:lang="en-US" {_ENVELOPE_NS}>{header}<s:Body>{body}</s:Body></s:Envelope>'.encode()
 
 
-def fault_envelope(fault: Fault, relates_to: str, machine: str) -> bytes:
-    """A SOAP fault with ``f:WSManFault`` detail (and the WMI provider's message when there is one)."""
-    message = xml_text(fault.reason.strip())
+def fault_envelope(fault: Fault, relates_to: str, machine: str, provider_machine: str = "") -> bytes:
+    """A SOAP fault with ``f:WSManFault`` detail (and the WMI provider's fault when there is one).
+
+    ``machine`` is the name the client addressed the host by; the provider's own fault names the
+    computer itself (``provider_machine``, by default the same).
+    """
+    message = xml_text(fault.message or fault.reason)
     if fault.wmi_message:
-        message = (
-            f'<f:ProviderFault provider="WMI Provider" path="%systemroot%\\system32\\WsmWmiPl.dll">'
-            f'<f:WSManFault Code="{fault.wsman_code}" Machine={quoteattr(machine)}>'
-            f"<f:Message>{xml_text(fault.wmi_message)} </f:Message></f:WSManFault></f:ProviderFault>"
-        )
+        message = _provider_fault(fault, provider_machine or machine)
+    detail = f"<w:FaultDetail>{xml_text(fault.detail)}</w:FaultDetail>" if fault.detail else ""
     body = (
         f"<s:Fault><s:Code><s:Value>{fault.code}</s:Value><s:Subcode><s:Value>{fault.subcode}</s:Value>"
         f'</s:Subcode></s:Code><s:Reason><s:Text xml:lang="en-US">{xml_text(fault.reason)}</s:Text></s:Reason>'
-        f'<s:Detail><f:WSManFault xmlns:f="{NS["f"]}" Code="{fault.wsman_code}" Machine={quoteattr(machine)}>'
+        f'<s:Detail>{detail}<f:WSManFault xmlns:f="{NS["f"]}" Code="{fault.wsman_code}" Machine={quoteattr(machine)}>'
         f"<f:Message>{message}</f:Message></f:WSManFault></s:Detail></s:Fault>"
     )
-    return envelope(fault.action, relates_to, body)
+    return envelope(fault.fault_action, relates_to, body)
+
+
+def _provider_fault(fault: Fault, machine: str) -> str:
+    inner = (
+        f'<f:WSManFault Code="{fault.wsman_code}" Machine={quoteattr(machine)}>'
+        f"<f:Message>{xml_text(fault.wmi_message.rstrip())} </f:Message></f:WSManFault>"
+    )
+    if fault.wmi_query:
+        status = NS["wmi"] + "__ExtendedStatus"
+        inner += (
+            f'<f:ExtendedError><p:__ExtendedStatus xmlns:p="{status}" xmlns:cim="{NS["cim"]}" '
+            f'xmlns:xsi="{NS["xsi"]}" xsi:type="p:__ExtendedStatus_Type"><p:Description xsi:nil="true"/>'
+            f"<p:Operation>ExecQuery</p:Operation><p:ParameterInfo>{xml_text(fault.wmi_query)}</p:ParameterInfo>"
+            f'<p:ProviderName>WinMgmt</p:ProviderName><p:StatusCode xsi:nil="true"/></p:__ExtendedStatus>'
+            f"</f:ExtendedError>"
+        )
+    path = "%systemroot%\\system32\\WsmWmiPl.dll"
+    return f'<f:ProviderFault provider="WMI Provider" path="{path}">{inner}</f:ProviderFault>'
 
 
 def cim_datetime(value: datetime) -> str:
@@ -207,7 +251,7 @@ def render_instance(inst: Instance, properties: tuple[str, ...] = ()) -> str:
     inner = "".join(render_prop(p, "p:") for p in inst.props)
     return (
         f'<p:{inst.class_name} xmlns:p="{uri}" xmlns:cim="{NS["cim"]}" xmlns:xsi="{NS["xsi"]}" '
-        f'xsi:type="p:{inst.class_name}_Type" xml:lang="en-US">{inner}</p:{inst.class_name}>'
+        f'xsi:type="p:{inst.class_name}_Type">{inner}</p:{inst.class_name}>'
     )
 
 
@@ -222,12 +266,17 @@ class Page:
 
 
 def enumerate_response(page: Page, context: str, optimized: bool) -> str:
-    """``n:EnumerateResponse`` body; items are inline only for an optimized enumeration."""
-    parts = [f"<n:EnumerateResponse><n:EnumerationContext>{context}</n:EnumerationContext>"]
-    if optimized:
+    """``n:EnumerateResponse`` body; items are inline only for an optimized enumeration.
+
+    As Windows does, an optimized enumeration that ends here sends an empty context and no
+    ``w:Items`` element at all when nothing matched.
+    """
+    ended = optimized and page.ended
+    parts = [f"<n:EnumerateResponse><n:EnumerationContext>{'' if ended else context}</n:EnumerationContext>"]
+    if optimized and page.items:
         parts.append(f"<w:Items>{''.join(page.items)}</w:Items>")
-        if page.ended:
-            parts.append("<w:EndOfSequence/>")
+    if ended:
+        parts.append("<w:EndOfSequence/>")
     parts.append("</n:EnumerateResponse>")
     return "".join(parts)
 

@@ -13,6 +13,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from simulator import cim, shell, soap, wql
 from simulator.cim import HostContext
@@ -56,7 +57,7 @@ class WsmanService:
         handler = self._handlers().get(request.action)
         result = handler(request, ctx) if handler else _unsupported(request)
         if isinstance(result, Fault):
-            return 500, soap.fault_envelope(result, request.message_id, _machine(ctx))
+            return 500, soap.fault_envelope(result, request.message_id, _machine(request, ctx), ctx.host.computer_name)
         return 200, soap.envelope(request.action + "Response", request.message_id, result)
 
     def _handlers(self) -> dict[str, Callable[[Request, HostContext], str | Fault]]:
@@ -165,7 +166,8 @@ class WsmanService:
                 "The WS-Management service cannot process the request because the request contained invalid "
                 "selectors for the resource. "
             )
-            return Fault("s:Sender", "w:InvalidSelectors", reason, soap.INVALID_SELECTORS)
+            return Fault("s:Sender", "w:InvalidSelectors", reason, soap.INVALID_SELECTORS,
+                         detail=soap.UNEXPECTED_SELECTORS)  # fmt: skip
         return found
 
     def command(self, request: Request, ctx: HostContext) -> str | Fault:
@@ -186,7 +188,7 @@ class WsmanService:
         command_id = "" if node is None else node.get("CommandId", "")
         output = found.outputs.get(command_id)
         if output is None:
-            return _invalid_context()
+            return _unknown_command()
         streams = [(name, _b64(data)) for name, data in (("stdout", output.stdout), ("stderr", output.stderr)) if data]
         return soap.receive_response(command_id, streams, output.exit_code)
 
@@ -207,20 +209,21 @@ class WsmanService:
 
 
 def _run_wql(text: str, uri_class: str, ctx: HostContext) -> tuple[list[cim.Instance], tuple[str, ...]] | Fault:
+    invalid = "The WS-Management service cannot process the request. The WQL query is invalid. "
     try:
         query = wql.parse(text)
     except wql.WqlError:
-        return soap.filter_fault("The WS-Management service cannot process the request. The WQL query is invalid. ")
+        return soap.filter_fault(invalid, text)
     if uri_class != "*" and uri_class.lower() != query.class_name.lower():
         return soap.filter_fault("The WS-Management service cannot process the request. The class in the resource "
-                                 "URI does not match the class in the WQL query. ")  # fmt: skip
+                                 "URI does not match the class in the WQL query. ", text)  # fmt: skip
     found = cim.instances(query.class_name, ctx)
     if found is None:
-        return soap.filter_fault("The specified class does not exist in the given namespace. ")
+        return soap.filter_fault("The specified class does not exist in the given namespace. ", text)
     try:
         return wql.run(query, found), query.properties
     except wql.WqlError:
-        return soap.filter_fault("The WS-Management service cannot process the request. The WQL query is invalid. ")
+        return soap.filter_fault(invalid, text)
 
 
 def _max_elements(request: Request, path: str) -> int:
@@ -242,8 +245,13 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _machine(ctx: HostContext) -> str:
-    return f"{ctx.host.computer_name}.{ctx.host.domain}".lower()
+def _machine(request: Request, ctx: HostContext) -> str:
+    """The host as the client addressed it (the authority of ``a:To``), as Windows names it in faults."""
+    try:
+        host = urlsplit(request.to).hostname
+    except ValueError:  # a malformed To is the client's problem, never the fault's
+        host = None
+    return host or f"{ctx.host.computer_name}.{ctx.host.domain}".lower()
 
 
 def _unsupported(request: Request) -> Fault:
@@ -255,6 +263,14 @@ def _unreachable(uri: str) -> Fault:
     return Fault("s:Sender", "w:DestinationUnreachable", "The WS-Management service cannot process the request. "
                  f"The resource URI is not valid or the class does not exist: {uri}", soap.DESTINATION_UNREACHABLE,
                  "The specified class does not exist in the given namespace. ")  # fmt: skip
+
+
+def _unknown_command() -> Fault:
+    return Fault("s:Sender", "w:InvalidSelectors", "The WS-Management service cannot process the request because the "
+                 "request contained invalid selectors for the resource. ", soap.INVALID_SELECTORS,
+                 detail=soap.UNEXPECTED_SELECTORS, message="The Windows Remote Shell received a request to perform an "
+                 "operation on a command identifier that does not exist. Either the command has completed execution "
+                 "or the client specified an invalid command identifier. ")  # fmt: skip
 
 
 def _invalid_context() -> Fault:
