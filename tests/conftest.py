@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (SQLite files and PostgreSQL schemas) and the fleet simulator plugin."""
+"""Shared fixtures: real databases (SQLite files and PostgreSQL schemas), the fleet simulator plugin and a
+private MIT Kerberos realm."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from models.db import make_engine, upgrade
+from tests.krb5kdc import MitKdc, require_kerberos_extra, running_kdc
 
 pytest_plugins = ["simulator.pytest_plugin"]
 
@@ -72,3 +74,21 @@ def engine(db_url: str) -> Iterator[Engine]:
     upgrade(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MitKdc]:
+    """A private MIT Kerberos realm (``ACTIVATION.TEST``, hosts under ``.corp.example``) on 127.0.0.1.
+
+    Started once per session, stopped at its end. While it runs, its ``env()`` (``KRB5_CONFIG``,
+    ``KRB5RCACHEDIR``) is set in this process, since gssapi and krb5 read it in-process; the previous
+    values come back afterwards. Skips when MIT Kerberos is missing; fails instead when CI=true.
+    """
+    with running_kdc(tmp_path_factory.mktemp("kdc")) as realm, realm.configured():
+        yield realm
+
+
+@pytest.fixture(scope="session")
+def kerberos_extra() -> None:
+    """Skips when gssapi and krb5 (requirements-kerberos.txt) cannot be imported; fails instead when CI=true."""
+    require_kerberos_extra()
