@@ -32,7 +32,7 @@ from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
 from collectors.poller import Progress as PollProgress
 from collectors.probes import Probes
 from collectors.spool import Spool
-from collectors.wsman import WsmanOptions
+from collectors.transport import WsmanOptions
 from config.settings import ConfigError, Settings, load_settings
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
 from models.filters import HostFilter
@@ -166,6 +166,7 @@ def poll_context(settings: Settings, credentials: dict[str, Credential]) -> Poll
         max_reply_bytes=settings.max_reply_bytes,
         ca_bundle=str(settings.ca_bundle) if settings.ca_bundle else None,
         verify_tls=not settings.insecure_skip_tls_verify,
+        allow_ntlm_fallback=settings.allow_ntlm_fallback,
     )
     if settings.insecure_skip_tls_verify:
         log.warning("HTTPS certificate validation is OFF (insecure_skip_tls_verify)")
@@ -259,6 +260,8 @@ def summary_table(summary: RunSummary) -> Table:
         (f"failed: {name}", f"{n}  ({EXPLANATION[FailureClass(name)]})") for name, n in sorted(summary.failures.items())
     ]
     rows += [(f"error {code}", str(n)) for code, n in summary.error_codes.most_common(10)]
+    rows += [(f"signed in with {name}", str(n)) for name, n in sorted(summary.signin.items())]
+    rows += [(f"not read: {name}", f"{n} hosts (fields missing)") for name, n in sorted(summary.unread_classes.items())]
     if summary.batches_spooled:
         rows.append(("spooled batches", f"{summary.batches_spooled} ({summary.database_error})"))
     if summary.stopped_by:

@@ -1,6 +1,7 @@
 """Named WinRM credentials: ``credential: corp`` in the inventory means the account stored as
-``ACTIVATION_CRED_CORP_USERNAME`` / ``ACTIVATION_CRED_CORP_PASSWORD``, in the environment or in a
-git-ignored secrets file (``KEY=value`` lines, readable by its owner only).
+``ACTIVATION_CRED_CORP_USERNAME`` with ``ACTIVATION_CRED_CORP_PASSWORD``, or for Kerberos a keytab
+(``ACTIVATION_CRED_CORP_KEYTAB``) or an existing ticket cache (``ACTIVATION_CRED_CORP_CCACHE``), in the
+environment or in a git-ignored secrets file (``KEY=value`` lines, readable by its owner only).
 
 This module and ``config.settings`` are the only readers of the environment. A password is held as
 a ``SecretStr``; nothing here prints, logs or stores it, and ``redact`` scrubs it from any text that
@@ -31,24 +32,45 @@ class CredentialError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """A named account; ``repr`` and ``str`` never show the password."""
+    """A named account; ``repr`` and ``str`` never show the password.
+
+    ``password`` serves every sign-in method; ``keytab`` (a file path) and ``ccache`` (a ccache name
+    such as ``FILE:/var/lib/am/krb5cc``) serve Kerberos only.
+    """
 
     name: str
     username: str
-    password: SecretStr
+    password: SecretStr | None
+    keytab: str | None = None
+    ccache: str | None = None
 
     def __repr__(self) -> str:
-        return f"Credential(name={self.name!r}, username={self.username!r}, password={MASK})"
+        extra = "".join(f", {k}={v!r}" for k, v in (("keytab", self.keytab), ("ccache", self.ccache)) if v)
+        return f"Credential(name={self.name!r}, username={self.username!r}, password={MASK}{extra})"
+
+    def secret(self) -> str:
+        """The password, or an empty string for a keytab or ccache credential."""
+        return self.password.get_secret_value() if self.password is not None else ""
 
     __str__ = __repr__
 
 
 def env_names(name: str) -> tuple[str, str]:
     """The environment variable names holding credential ``name``'s username and password."""
+    key = _key(name)
+    return f"{ENV_PREFIX}{key}_USERNAME", f"{ENV_PREFIX}{key}_PASSWORD"
+
+
+def kerberos_env_names(name: str) -> tuple[str, str]:
+    """The environment variable names of credential ``name``'s keytab path and ccache name."""
+    key = _key(name)
+    return f"{ENV_PREFIX}{key}_KEYTAB", f"{ENV_PREFIX}{key}_CCACHE"
+
+
+def _key(name: str) -> str:
     if not _NAME_RE.match(name):
         raise CredentialError(f"credential name {name!r}: use letters, digits, '-' and '_'")
-    key = name.upper().replace("-", "_")
-    return f"{ENV_PREFIX}{key}_USERNAME", f"{ENV_PREFIX}{key}_PASSWORD"
+    return name.upper().replace("-", "_")
 
 
 def load_credentials(
@@ -59,22 +81,36 @@ def load_credentials(
 ) -> dict[str, Credential]:
     """The credentials among ``names`` that are configured; the environment overrides the file.
 
-    A name that is not configured is simply absent: hosts using it fail with class ``auth``.
-    Raises ``CredentialError`` when the secrets file is readable by group or others.
+    A credential is configured by a username with a password, or by a keytab (with the username as
+    its principal, or the keytab's first one), or by a ccache alone. A name that is not configured is
+    simply absent: hosts using it fail with class ``auth``. Raises ``CredentialError`` when the
+    secrets file is readable by group or others.
     """
     values = dict(read_secrets_file(secrets_file)) if secrets_file else {}
     values.update(os.environ if environ is None else environ)
     found: dict[str, Credential] = {}
     for name in sorted(set(names)):
-        user_key, password_key = env_names(name)
-        if values.get(user_key) and password_key in values:
-            found[name] = Credential(name, values[user_key], SecretStr(values[password_key]))
+        credential = _credential(name, values)
+        if credential is not None:
+            found[name] = credential
     return found
+
+
+def _credential(name: str, values: Mapping[str, str]) -> Credential | None:
+    user_key, password_key = env_names(name)
+    keytab_key, ccache_key = kerberos_env_names(name)
+    username = values.get(user_key, "")
+    password = SecretStr(values[password_key]) if username and password_key in values else None
+    keytab, ccache = values.get(keytab_key) or None, values.get(ccache_key) or None
+    if password is None and keytab is None and ccache is None:
+        return None
+    return Credential(name, username, password, keytab=keytab, ccache=ccache)
 
 
 def missing_reason(name: str) -> str:
     user_key, password_key = env_names(name)
-    return f"credential {name!r} is not configured (set {user_key} and {password_key})"
+    keytab_key, _ = kerberos_env_names(name)
+    return f"credential {name!r} is not configured (set {user_key} and {password_key}, or {keytab_key})"
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
@@ -106,7 +142,7 @@ def _unquote(value: str) -> str:
 def redact(text: str, credentials: Iterable[Credential]) -> str:
     """``text`` with every configured password replaced by ``[secure]``."""
     for credential in credentials:
-        secret = credential.password.get_secret_value()
+        secret = credential.secret()
         if secret and secret in text:
             text = text.replace(secret, MASK)
     return text

@@ -28,7 +28,7 @@ from collectors.inventory import load_inventory
 from collectors.poller import PollContext, Progress, RunOptions, RunSummary, run_poll
 from collectors.probes import Probes
 from collectors.spool import Spool
-from collectors.wsman import WsmanOptions
+from collectors.transport import WsmanOptions
 from config.settings import Settings
 
 READY_TIMEOUT_S = 120.0

@@ -63,7 +63,7 @@ class KmsClient:
 
     host: str
     kms_host: str
-    is_server: bool
+    is_server: bool | None  # None: the host's product type could not be read
     error_code: str | None
 
 
@@ -224,7 +224,7 @@ def kms_client(host: str, facts: HostFacts) -> KmsClient | None:
     use = kms_in_use(product)
     if use is None:
         return None
-    is_server = facts.product_type is not None and facts.product_type.is_server
+    is_server = facts.product_type.is_server if facts.product_type is not None else None
     return KmsClient(host, use.host, is_server, product.error_code)
 
 
@@ -233,16 +233,37 @@ def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding 
     entry = kms_count_entry(client.kms_host, counts)
     if entry is None:
         return None
-    needed = required_count(client.is_server)
     count = int(entry.current_count)
-    evidence: dict[str, EvidenceValue] = {"kms_host": client.kms_host, "current_count": count, "required": needed}
     related = client.error_code if client.error_code in COUNT_CODES else None
+    if client.is_server is None:
+        return _count_for_unknown_kind(client, count, related)
+    needed = required_count(client.is_server)
+    evidence: dict[str, EvidenceValue] = {"kms_host": client.kms_host, "current_count": count, "required": needed}
     if count < needed:
         summary = f"KMS host {client.kms_host} has count {count}; this {_kind(client)} needs {needed}"
         return Finding(CHECK_KMS_COUNT, Severity.FAIL, summary, related or "0xC004F038", evidence)
     return Finding(
         CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {needed}", related, evidence
     )
+
+
+def _count_for_unknown_kind(client: KmsClient, count: int, related: str | None) -> Finding:
+    """The verdict when the client's product type is unknown: only what holds for servers and workstations alike."""
+    servers, workstations = required_count(True), required_count(False)
+    evidence: dict[str, EvidenceValue] = {
+        "kms_host": client.kms_host, "current_count": count, "required": None, "product_type": None
+    }  # fmt: skip
+    if count < servers:
+        summary = f"KMS host {client.kms_host} has count {count}; any client needs at least {servers}"
+        return Finding(CHECK_KMS_COUNT, Severity.FAIL, summary, related or "0xC004F038", evidence)
+    if count < workstations:
+        summary = (
+            f"KMS host {client.kms_host} count {count} is enough for servers ({servers}), not for workstations "
+            f"({workstations}); this host's product type could not be read"
+        )
+        return Finding(CHECK_KMS_COUNT, Severity.INFO, summary, related, evidence)
+    return Finding(CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {workstations}", related,
+                   evidence)  # fmt: skip
 
 
 def kms_count_entry(kms_host: str, counts: Mapping[str, KmsCountLike]) -> KmsCountLike | None:

@@ -176,6 +176,27 @@ MAPPING: dict[type[BaseException], FailureClass] = {
     json.JSONDecodeError: FailureClass.PROTOCOL,
 }
 
+
+def _kerberos_mapping() -> dict[type[BaseException], FailureClass]:
+    """gssapi's and krb5's errors, when the optional Kerberos support is installed: sign-in failures."""
+    found: dict[type[BaseException], FailureClass] = {}
+    try:
+        from gssapi.raw.misc import GSSError
+
+        found[GSSError] = FailureClass.AUTH
+    except ImportError:
+        pass
+    try:
+        from krb5 import Krb5Error
+
+        found[Krb5Error] = FailureClass.AUTH
+    except ImportError:
+        pass
+    return found
+
+
+MAPPING.update(_kerberos_mapping())
+
 # When several causes in a chain map to different classes, the earlier class here wins: a TLS or
 # DNS cause is more telling than the generic "connection error" wrapped around it.
 PRIORITY = (
@@ -240,7 +261,7 @@ def _chain(exc: BaseException, depth: int = 6) -> Iterator[BaseException]:
 
 def _wrapped(exc: BaseException) -> list[BaseException]:
     inner: list[object] = [getattr(exc, "reason", None), exc.__cause__]
-    inner.extend(exc.args[:1])
+    inner.extend(exc.args)  # urllib3 puts the cause second: ProtocolError("Connection aborted.", cause)
     if not exc.__suppress_context__:
         inner.append(exc.__context__)
     return [e for e in inner if isinstance(e, BaseException)]

@@ -1,6 +1,6 @@
 """The inventory: which machines to poll and how to reach each one.
 
-Reads a CSV (``host,port,scheme,transport,credential,site,tags``) or a YAML file whose sources are
+Reads a CSV (``host,port,scheme,transport,credential,site,tags[,spn]``) or a YAML file whose sources are
 explicit hosts, CIDR ranges (expanded to addresses, never probed) and Active Directory computers
 found through LDAP. Each bad entry becomes an ``InventoryProblem`` with file and line and is skipped;
 only a file that cannot be used at all raises ``InventoryError``. Also owns the stable shard
@@ -25,9 +25,12 @@ import yaml
 from collectors.errors import InventoryError
 from models.records import HostIdentity
 
-CSV_COLUMNS = ("host", "port", "scheme", "transport", "credential", "site", "tags")
+CSV_COLUMNS = ("host", "port", "scheme", "transport", "credential", "site", "tags", "spn")
 SCHEMES = ("http", "https")
-TRANSPORTS = ("ntlm", "basic")
+# negotiate: Kerberos when a ticket can be had for the host's SPN, else NTLM; kerberos: Kerberos only;
+# ntlm: NTLM inside Negotiate; basic: user name and password (HTTPS only, unless opted in).
+TRANSPORTS = ("negotiate", "kerberos", "ntlm", "basic")
+DEFAULT_TRANSPORT = "negotiate"
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
 DEFAULT_CREDENTIAL = "default"
 MAX_PREFIX_WITHOUT_FORCE = 16
@@ -40,7 +43,7 @@ ALLOW_BASIC_HTTP_TAG = "allow-basic-http"
 log = logging.getLogger("collectors")
 
 Scheme = Literal["http", "https"]
-Transport = Literal["ntlm", "basic"]
+Transport = Literal["negotiate", "kerberos", "ntlm", "basic"]
 LdapAuth = Literal["ntlm", "simple", "anonymous"]
 LDAP_AUTHS = ("ntlm", "simple", "anonymous")
 
@@ -52,10 +55,11 @@ class Target:
     host: str
     port: int
     scheme: Scheme = "http"
-    transport: Transport = "ntlm"
+    transport: Transport = "negotiate"
     credential: str = DEFAULT_CREDENTIAL
     site: str | None = None
     tags: tuple[str, ...] = ()
+    spn: str | None = None  # Kerberos service principal when it is not HTTP/<host>
 
     @property
     def endpoint(self) -> str:
@@ -171,9 +175,9 @@ def make_target(fields: Mapping[str, Any], *, allow_basic_over_http: bool = Fals
     scheme = (_text(fields.get("scheme")) or "http").lower()
     if scheme not in SCHEMES:
         raise _RowError(f"unknown scheme {scheme!r} (use http or https)")
-    transport = (_text(fields.get("transport")) or "ntlm").lower()
+    transport = (_text(fields.get("transport")) or DEFAULT_TRANSPORT).lower()
     if transport not in TRANSPORTS:
-        raise _RowError(f"unknown transport {transport!r} (use ntlm or basic)")
+        raise _RowError(f"unknown transport {transport!r} (use {', '.join(TRANSPORTS)})")
     tags = _tags(fields.get("tags"))
     if transport == "basic" and scheme == "http" and not (allow_basic_over_http or _opted_in(tags)):
         raise _RowError(
@@ -188,7 +192,19 @@ def make_target(fields: Mapping[str, Any], *, allow_basic_over_http: bool = Fals
         credential=_text(fields.get("credential")) or DEFAULT_CREDENTIAL,
         site=_text(fields.get("site")) or None,
         tags=tags,
+        spn=_spn(fields.get("spn")),
     )
+
+
+def _spn(value: Any) -> str | None:
+    """A ``service/host`` SPN, e.g. ``HTTP/ws01.corp.example``; blank is None."""
+    text = _text(value)
+    if not text:
+        return None
+    service, _, host = text.partition("/")
+    if not service or not host or any(c.isspace() or c in "/@" for c in service + host):
+        raise _RowError(f"spn {text!r} must look like HTTP/host.corp.example")
+    return text
 
 
 def _opted_in(tags: Iterable[str]) -> bool:
@@ -461,7 +477,7 @@ def _ldap_bind(source: LdapSource, secrets: Mapping[str, str]) -> dict[str, Any]
         log.warning("ldap source %s: simple bind over plain LDAP sends the password in clear", source.url)
     return {
         "user": credential.username,
-        "password": credential.password.get_secret_value(),
+        "password": credential.secret(),
         "authentication": ldap3.NTLM if source.auth == "ntlm" else ldap3.SIMPLE,
     }
 

@@ -38,16 +38,8 @@ from collectors.errors import WSMAN_ACCESS_DENIED, PollError, ProtocolError, map
 from collectors.inventory import Target
 from collectors.probes import Probes, TcpAnswer
 from collectors.spool import Spool, SpooledBatch
-from collectors.wsman import (
-    COUNTER,
-    Deadline,
-    ExchangeCounter,
-    ProtocolFactory,
-    WsmanOptions,
-    close_protocol,
-    enumerate_pages,
-    open_protocol,
-)
+from collectors.transport import COUNTER, Deadline, ExchangeCounter, WsmanOptions
+from collectors.wsman import ProtocolFactory, close_protocol, enumerate_pages, open_protocol
 from models import db, queries, store
 from models.enums import FailureClass, ProductType, RunStatus
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters
@@ -55,6 +47,7 @@ from models.records import Finding, HostFailure, HostObservation, HostResult, Km
 log = logging.getLogger("collectors")
 
 DB_RETRY_S = 10.0
+PARTIAL_SHOWN = 100  # hosts with unread classes listed by name in a run's summary
 STOP_GRACE_S = 2.0
 
 
@@ -87,6 +80,7 @@ class HostReadings:
     events: tuple[parse.SppEvent, ...]
     os_received_at: datetime
     missing: tuple[str, ...] = ()
+    signin: str | None = None
 
 
 # --- one host ------------------------------------------------------------------------------------
@@ -120,6 +114,7 @@ def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostR
         events = reader.read(wmi.spp_events(ctx.now())) if classify.needs_events(products) else ()
     finally:
         close_protocol(protocol)
+    signin = getattr(protocol.transport, "mechanism", None)  # a test's own transport may not say
     return HostReadings(
         products=products,
         service=parse.service(service) if service else None,
@@ -128,6 +123,7 @@ def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostR
         events=tuple(e for e in (parse.spp_event(i) for i in events) if e is not None),
         os_received_at=os_received_at,
         missing=tuple(reader.missing),
+        signin=signin if isinstance(signin, str) else None,
     )
 
 
@@ -199,6 +195,8 @@ def observe(
         products=states,
         kms=_kms_counters(readings, states, computer_name, domain, target, ctx.probes, deadline),
         findings=diagnose.diagnose(facts, ctx.probes, grace_warning_days=ctx.grace_warning_days, deadline=deadline),
+        signin=readings.signin,
+        unread=readings.missing,
     )
 
 
@@ -285,6 +283,11 @@ class RunSummary:
     replayed_batches: int = 0
     database_error: str | None = None
     stopped_by: str | None = None
+    signin: Counter[str] = field(default_factory=Counter)
+    requests: int = 0  # HTTP requests sent to hosts, worker processes included
+    connections: int = 0
+    unread_classes: Counter[str] = field(default_factory=Counter)
+    partial_hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the first PARTIAL_SHOWN of them
 
     @property
     def failed(self) -> int:
@@ -312,6 +315,11 @@ class RunSummary:
             "replayed_batches": self.replayed_batches,
             "database_error": self.database_error,
             "stopped_by": self.stopped_by,
+            "signin": dict(sorted(self.signin.items())),
+            "http_requests": self.requests,
+            "connections": self.connections,
+            "unread_classes": dict(sorted(self.unread_classes.items())),
+            "partial_hosts": {host: list(classes) for host, classes in self.partial_hosts.items()},
         }
 
     def count(self, result: HostResult) -> None:
@@ -324,6 +332,11 @@ class RunSummary:
             self.license_statuses[label] += 1
         for code in {p.error_code for p in result.products if p.error_code}:
             self.error_codes[code] += 1
+        if result.signin:
+            self.signin[result.signin] += 1
+        self.unread_classes.update(result.unread)
+        if result.unread and len(self.partial_hosts) < PARTIAL_SHOWN:
+            self.partial_hosts[result.host] = result.unread
 
 
 class ResultWriter:
@@ -618,11 +631,14 @@ def run_poll(
     writer.replay()
     summary.run_id = _start_run(engine, writer, targets, options, ctx.now())
     started = ctx.monotonic()
+    exchanges = replace(COUNTER)
     clients: list[diagnose.KmsClient] = []
     try:
         _drive(targets, ctx, options, writer, summary, clients, on_progress, stop or threading.Event(), started)
     finally:
         summary.duration_s = ctx.monotonic() - started
+        summary.requests = COUNTER.requests - exchanges.requests
+        summary.connections = COUNTER.connections - exchanges.connections
         _finish(engine, writer, summary, clients, ctx.now())
         if engine is not None:
             engine.dispose()
@@ -849,8 +865,8 @@ def stored_kms_clients(conn: Any) -> list[diagnose.KmsClient]:
     clients = []
     for row in queries.kms_clients(conn):
         name = row.kms_fqdn.strip().rstrip(".").lower()
-        if name and row.product_type:
-            is_server = ProductType(row.product_type).is_server
+        if name:
+            is_server = ProductType(row.product_type).is_server if row.product_type else None
             clients.append(diagnose.KmsClient(row.host, name, is_server, row.error_code))
     return clients
 

@@ -176,6 +176,7 @@ def _observation(fields: dict[str, Any]) -> HostObservation:
     fields["findings"] = tuple(_finding(f) for f in fields.get("findings") or ())
     kms = fields.get("kms")
     fields["kms"] = KmsHostCounters(**kms) if kms else None
+    fields["unread"] = tuple(fields.get("unread") or ())
     return HostObservation(**fields)
 
 

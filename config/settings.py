@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     dns_server: str | None = Field(None, description="host:port of the DNS server for SRV checks.")
     ca_bundle: Path | None = Field(None, description="CA certificates that sign the hosts' HTTPS certificates.")
     insecure_skip_tls_verify: bool = Field(False, description="Skip HTTPS certificate validation (unsafe).")
+    allow_ntlm_fallback: bool = Field(
+        True, description="`negotiate` hosts use NTLM when no Kerberos ticket can be had for them."
+    )
     grace_warning_days: int = Field(14, ge=0, description="Warn when a grace period ends within this many days.")
     stale_after_hours: float = Field(2.0, gt=0, description="A host with no successful poll for this long is stale.")
     poll_interval_s: int = Field(3600, gt=0, description="Default interval for `poll --watch`.")

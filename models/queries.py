@@ -482,6 +482,8 @@ class HostDetail:
     last_attempt_at: datetime | None
     products: tuple[ProductRow, ...]
     findings: tuple[FindingRow, ...]
+    signin: str | None = None
+    unread_classes: tuple[str, ...] = ()
 
 
 def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime | None = None) -> HostDetail | None:
@@ -491,9 +493,16 @@ def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime 
     if row is None:
         return None
     extra = conn.execute(
-        select(Host.os_version, Host.fqdn, Host.tags, Host.clock_skew_s, Host.first_seen, Host.last_attempt_at).where(
-            Host.id == row.id
-        )
+        select(
+            Host.os_version,
+            Host.fqdn,
+            Host.tags,
+            Host.clock_skew_s,
+            Host.first_seen,
+            Host.last_attempt_at,
+            Host.signin,
+            Host.unread_classes,
+        ).where(Host.id == row.id)
     ).one()
     product_cols = [getattr(CurrentStatus, f.name) for f in fields(ProductRow)]
     products = conn.execute(
@@ -511,6 +520,8 @@ def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime 
         last_attempt_at=extra[5],
         products=tuple(ProductRow(*p) for p in products),
         findings=tuple(FindingRow(*f) for f in found),
+        signin=extra[6],
+        unread_classes=tuple(c for c in (extra[7] or "").split(",") if c),
     )
 
 

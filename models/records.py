@@ -86,6 +86,8 @@ class HostObservation:
     products: tuple[ProductState, ...] = ()
     kms: KmsHostCounters | None = None
     findings: tuple[Finding, ...] = ()
+    signin: str | None = None  # how the collector signed in: Kerberos, NTLM or Basic
+    unread: tuple[str, ...] = ()  # optional WMI classes the host did not give this time
 
 
 @dataclass(frozen=True, slots=True)

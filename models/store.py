@@ -273,6 +273,8 @@ _SUMMARY_FIELDS = (
     "kms_host",
     "kms_fqdn",
     "search_key",
+    "signin",
+    "unread_classes",
 )
 
 
@@ -296,6 +298,8 @@ def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
         "kms_fqdn": (main.kms_machine or main.discovered_kms_machine or "").lower() or None,
         "grace_ends_at": o.observed_at + timedelta(minutes=main.grace_minutes) if main.grace_minutes else None,
         "search_key": search_key(o.host, o.computer_name),
+        "signin": o.signin,
+        "unread_classes": ",".join(o.unread) or None,
     }
 
 

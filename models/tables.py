@@ -59,6 +59,8 @@ class Host(Base):
     last_failure_class: Mapped[str | None] = mapped_column(String(16), index=True)
     last_failure_reason: Mapped[str | None] = mapped_column(Text)
     last_run_id: Mapped[int | None]
+    signin: Mapped[str | None] = mapped_column(String(16))  # Kerberos, NTLM or Basic, on the last success
+    unread_classes: Mapped[str | None] = mapped_column(Text)  # optional WMI classes the last success lacked
 
 
 class CurrentStatus(Base):

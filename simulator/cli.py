@@ -18,6 +18,7 @@ from pathlib import Path
 
 from simulator import generator, scenario
 from simulator.runtime import FleetOptions, Prepared, prepare
+from simulator.scenario import TRANSPORTS, WinrmService
 
 PASSWORD_ENV = "SIMULATOR_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
 
@@ -50,6 +51,18 @@ def _fleet_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--https-port", type=int, default=5986, help="WinRM HTTPS port (0 = any free port)")
     serve.add_argument("--kms-port", type=int, default=0, help="TCP port of listening KMS hosts (0 = free port)")
     serve.add_argument("--dns-port", type=int, default=0, help="UDP port of the DNS responder (0 = free port)")
+    serve.add_argument("--basic", action="store_true", help="enable Basic in every host's WinRM service")
+    serve.add_argument(
+        "--allow-unencrypted",
+        action="store_true",
+        help="set AllowUnencrypted on every host (Basic or clear text over HTTP)",
+    )
+    serve.add_argument("--keytab", type=Path, help="keytab with the hosts' HTTP/<fqdn> keys: serve Kerberos")
+    serve.add_argument("--names", action="store_true", help="list hosts by DNS name in the inventory (Kerberos)")
+    serve.add_argument(
+        "--spns", action="store_true", help="add each host's HTTP/<fqdn> SPN to the inventory (Kerberos)"
+    )
+    serve.add_argument("--transport", choices=TRANSPORTS, help="the transport every inventory row names")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +91,14 @@ def _options(args: argparse.Namespace) -> FleetOptions:
         password=args.password or os.environ.get(PASSWORD_ENV), https=args.https, latency_ms=args.latency_ms,
         address_base=args.address_base, http_port=args.port, https_port=args.https_port, kms_port=args.kms_port,
         dns_port=args.dns_port, inventory_out=args.inventory_out, truth_out=args.truth_out, ca_out=args.ca_out,
+        winrm=_service(args), transport=args.transport, names=args.names, spns=args.spns, keytab=args.keytab,
     )  # fmt: skip
+
+
+def _service(args: argparse.Namespace) -> WinrmService | None:
+    if not (args.basic or args.allow_unencrypted):
+        return None  # each host keeps its own settings: Windows' defaults unless the scenario says otherwise
+    return WinrmService(basic=args.basic, allow_unencrypted=args.allow_unencrypted)
 
 
 def _announce(prepared: Prepared, from_env: bool) -> None:
@@ -99,7 +119,8 @@ def _announce(prepared: Prepared, from_env: bool) -> None:
     else:
         source = f"${PASSWORD_ENV}" if from_env else "--password"
         print(f"credentials: {prepared.creds.username} / password from {source}")
-    print("auth: Basic and NTLM (Negotiate) with message encryption", flush=True)
+    kerberos = ", Kerberos (keytab)" if prepared.server.kerberos is not None else ""
+    print(f"auth: as each host's WinRM service allows: Negotiate (NTLM{kerberos}), Basic where enabled", flush=True)
 
 
 async def _serve(prepared: Prepared) -> None:

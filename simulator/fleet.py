@@ -20,6 +20,7 @@ from simulator import truth
 from simulator.scenario import Host, Scenario, apply_step, fqdn
 
 INVENTORY_HEADER: Final = ("host", "port", "scheme", "transport", "credential", "site", "tags")
+SPN_HEADER: Final = (*INVENTORY_HEADER, "spn")
 UNBOUND_FAULTS: Final = frozenset({"refused", "dns"})
 
 
@@ -45,16 +46,20 @@ class Ports:
 class FleetPlan:
     """A scenario placed on addresses and ports, advancing step by step."""
 
-    def __init__(self, scenario: Scenario, address_base: str, ports: Ports) -> None:
+    def __init__(
+        self, scenario: Scenario, address_base: str, ports: Ports, *, names: bool = False, spns: bool = False
+    ) -> None:
         self._lock = threading.Lock()
+        self.names = names
+        self.spns = spns  # the inventory gives each host's HTTP/<fqdn> SPN beside its address
         self.scenario = scenario
         self.base = ipaddress.IPv4Address(address_base)
         self.ports = ports
         self.step = 0
-        names = [h.name for h in scenario.hosts]
-        self.addresses = {name: str(nth_address(self.base, i)) for i, name in enumerate(names)}
+        hosts = [h.name for h in scenario.hosts]
+        self.addresses = {name: str(nth_address(self.base, i)) for i, name in enumerate(hosts)}
         self.retired_addresses = {
-            name.lower(): str(nth_address(self.base, len(names) + i)) for i, name in enumerate(scenario.retired_kms)
+            name.lower(): str(nth_address(self.base, len(hosts) + i)) for i, name in enumerate(scenario.retired_kms)
         }
         self._hosts = {h.name: h for h in scenario.hosts}
         self._by_address = {self.addresses[h.name]: h.name for h in scenario.hosts}
@@ -76,8 +81,11 @@ class FleetPlan:
         return self.ports.https if host.scheme == "https" else self.ports.http
 
     def inventory_host(self, host: Host) -> str:
+        """How the inventory lists ``host``: its address, or its DNS name in a fleet listed by names."""
         if host.fault == "dns":
             return f"{host.name}.corp.invalid"
+        if self.names and _dns_safe(fqdn(host)):
+            return fqdn(host)
         return self.addresses[host.name]
 
     def kms_addresses(self) -> dict[str, str]:
@@ -113,9 +121,14 @@ class FleetPlan:
 
     # --- outputs -------------------------------------------------------------------------------
 
+    def spn(self, host: Host) -> str:
+        """The SPN the inventory names for ``host`` ("" when it names none)."""
+        return f"HTTP/{fqdn(host)}" if self.spns and _dns_safe(fqdn(host)) and host.fault != "dns" else ""
+
     def truth_rows(self) -> list[truth.TruthRow]:
         inventory = {h.name: self.inventory_host(h) for h in self.scenario.hosts}
-        return truth.truth_rows(self.scenario, inventory, self.ports.kms, self.listening_kms())
+        spns = {h.name: self.spn(h) for h in self.scenario.hosts}
+        return truth.truth_rows(self.scenario, inventory, self.ports.kms, self.listening_kms(), spns)
 
     def write_truth(self, path: Path) -> list[dict[str, object]]:
         rows = [row.as_json() for row in self.truth_rows()]
@@ -125,12 +138,12 @@ class FleetPlan:
     def write_inventory(self, path: Path) -> None:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(INVENTORY_HEADER)
+            writer.writerow(SPN_HEADER if self.spns else INVENTORY_HEADER)
             for host in self.scenario.hosts:
                 writer.writerow(self._inventory_row(host))
 
     def _inventory_row(self, host: Host) -> tuple[str, ...]:
-        return (
+        row = (
             self.inventory_host(host),
             str(self.port_for(host)),
             host.scheme,
@@ -139,6 +152,7 @@ class FleetPlan:
             host.site,
             ";".join(self._inventory_tags(host)),
         )
+        return (*row, self.spn(host)) if self.spns else row
 
     @staticmethod
     def _inventory_tags(host: Host) -> tuple[str, ...]:

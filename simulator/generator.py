@@ -48,6 +48,8 @@ FAULT_ORDER: Final = (
     "slow_drip",
     "tls",
     "latency",
+    "flaky_500",
+    "flaky_reset",
 )
 HOSTILE: Final = (
     ('=HYPERLINK("http://attacker.invalid/x","Open")', "@SUM(1+1)*cmd|' /C calc'!A0", ""),

@@ -1,9 +1,11 @@
 """pytest fixtures over ``simulator.testing``: a shared fleet per session and fresh ones on demand.
 
 Register with ``pytest_plugins = ["simulator.pytest_plugin"]``. ``sim_fleet`` is a session-wide
-60-host HTTP fleet; ``sim_fleet_https`` the same over HTTPS with its own CA; ``sim_fleet_factory``
-starts a private fleet (for tests that advance the scenario or need a particular size), stopped
-at the end of the test.
+60-host HTTP fleet whose WinRM service allows Basic and unencrypted messages (a lab configuration:
+``winrm quickconfig`` plus ``AllowUnencrypted``), so tests can read the SOAP in clear;
+``sim_fleet_https`` the same over HTTPS with its own CA; ``sim_fleet_factory`` starts a private fleet
+(Windows' default service settings unless told otherwise) for tests that advance the scenario or
+need a particular size or configuration, stopped at the end of the test.
 """
 
 from __future__ import annotations
@@ -15,20 +17,25 @@ from typing import Any
 
 import pytest
 
+from simulator.scenario import WinrmService
 from simulator.testing import FleetHandle, running_fleet
+
+LAB = WinrmService(basic=True, allow_unencrypted=True)
 
 
 @pytest.fixture(scope="session")
 def sim_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetHandle]:
-    """A 60-host HTTP fleet shared by the whole session (do not advance it)."""
-    with running_fleet(hosts=60, seed=7, workdir=tmp_path_factory.mktemp("sim_fleet")) as fleet:
+    """A 60-host HTTP lab fleet (Basic and unencrypted allowed) shared by the whole session; do not advance it."""
+    with running_fleet(hosts=60, seed=7, winrm=LAB, workdir=tmp_path_factory.mktemp("sim_fleet")) as fleet:
         yield fleet
 
 
 @pytest.fixture(scope="session")
 def sim_fleet_https(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetHandle]:
     """A 60-host HTTPS fleet shared by the session; trust ``ca_path`` to validate it."""
-    with running_fleet(hosts=60, seed=7, https=True, workdir=tmp_path_factory.mktemp("sim_fleet_https")) as fleet:
+    with running_fleet(
+        hosts=60, seed=7, https=True, winrm=LAB, workdir=tmp_path_factory.mktemp("sim_fleet_https")
+    ) as fleet:
         yield fleet
 
 

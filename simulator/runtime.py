@@ -17,7 +17,7 @@ from pathlib import Path
 from simulator import generator, scenario
 from simulator.auth import Credentials
 from simulator.fleet import FleetPlan, Ports
-from simulator.scenario import Scenario
+from simulator.scenario import Scenario, WinrmService
 from simulator.server import FleetServer, TlsMaterial
 
 DEFAULT_USERNAME = "simadmin"
@@ -43,6 +43,13 @@ class FleetOptions:
     inventory_out: Path | None = None
     truth_out: Path | None = None
     ca_out: Path | None = None
+    # Fleet-wide overrides of every host: its WinRM service settings (as a GPO would set them), the
+    # transport its inventory row names, and listing hosts by DNS name instead of address (Kerberos).
+    winrm: WinrmService | None = None
+    transport: str | None = None
+    names: bool = False
+    spns: bool = False
+    keytab: Path | None = None
 
     def __repr__(self) -> str:
         return f"FleetOptions(hosts={self.hosts}, seed={self.seed}, username={self.username!r}, password=[secure])"
@@ -80,9 +87,15 @@ def load_scenario(options: FleetOptions) -> Scenario:
         found = scenario.load(options.scenario_path)
     else:
         found = generator.generate(options.hosts, options.seed)
+    changes: dict[str, object] = {}
     if options.https:
-        hosts = tuple(dataclasses.replace(h, scheme="https") for h in found.hosts)
-        found = dataclasses.replace(found, hosts=hosts)
+        changes["scheme"] = "https"
+    if options.winrm is not None:
+        changes["winrm"] = options.winrm
+    if options.transport is not None:
+        changes["transport"] = options.transport
+    if changes:
+        found = dataclasses.replace(found, hosts=tuple(dataclasses.replace(h, **changes) for h in found.hosts))  # type: ignore[arg-type]
     return found
 
 
@@ -95,11 +108,11 @@ def prepare(options: FleetOptions) -> Prepared:
         kms=options.kms_port or free_port(),
         dns=options.dns_port or free_port(socket.SOCK_DGRAM),
     )
-    plan = FleetPlan(fleet, options.address_base or random_base(), ports)
+    plan = FleetPlan(fleet, options.address_base or random_base(), ports, names=options.names, spns=options.spns)
     generated = options.password is None
     creds = Credentials(options.username, options.password or "Sim-" + secrets.token_urlsafe(12))
     tls = TlsMaterial() if any(h.scheme == "https" for h in fleet.hosts) else None
-    server = FleetServer(plan, creds, tls=tls, latency_ms=options.latency_ms)
+    server = FleetServer(plan, creds, tls=tls, keytab=options.keytab, latency_ms=options.latency_ms)
     ca_path = options.ca_out
     if tls is not None and ca_path is not None:
         ca_path.write_bytes(tls.ca_pem())

@@ -31,6 +31,9 @@ FAULTS: Final = (
     "slow_drip",
     "dns",
     "tls",
+    "flaky_500",
+    "flaky_reset",
+    "cbt_mismatch",
 )
 # What a correct collector must report for a host carrying each fault.
 FAULT_POLL_ERROR: Final = {
@@ -46,6 +49,12 @@ FAULT_POLL_ERROR: Final = {
     "oversized": "protocol",
     "dns": "dns",
     "tls": "tls",
+    # Passing failures a collector retries once: the host is read.
+    "flaky_500": "",
+    "flaky_reset": "",
+    # The TLS channel the host sees is not the collector's (an intercepting proxy): channel
+    # bindings do not match, so NTLM and Kerberos over HTTPS fail; Basic and plain HTTP carry none.
+    "cbt_mismatch": "auth",
 }
 
 
@@ -76,6 +85,24 @@ class KmsCounters:
 
 
 @dataclass(frozen=True, slots=True)
+class WinrmService:
+    """The host's WinRM service settings (``winrm get winrm/config/service``), Windows' defaults first.
+
+    ``offer_ntlm_scheme`` stands for a non-Windows WS-Management server that advertises a bare
+    ``NTLM`` scheme; no Windows listener does.
+    """
+
+    negotiate: bool = True
+    kerberos: bool = True
+    basic: bool = False
+    allow_unencrypted: bool = False
+    offer_ntlm_scheme: bool = False
+
+
+TRANSPORTS: Final = ("negotiate", "kerberos", "ntlm", "basic")
+
+
+@dataclass(frozen=True, slots=True)
 class Host:
     """One simulated Windows machine."""
 
@@ -103,6 +130,7 @@ class Host:
     description_prefix: str = ""
     os_caption: str = ""
     extra_products: int = 4
+    winrm: WinrmService = WinrmService()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +233,7 @@ def _host(raw: Any, path: str) -> Host:
     data["tags"] = tuple(_str(t, f"{path}.tags[]") for t in _list(data.get("tags", []), f"{path}.tags"))
     kms = data.get("kms")
     data["kms"] = None if kms is None else _kms(kms, f"{path}.kms")
+    data["winrm"] = _winrm(data.get("winrm", {}), f"{path}.winrm")
     host = Host(**data)
     _check_host(host, path)
     return host
@@ -219,7 +248,8 @@ def _check_host(host: Host, path: str) -> None:
         (isinstance(host.reason, int) and 0 <= host.reason <= 0xFFFFFFFF, "reason", "a uint32"),
         (host.fault in FAULTS, "fault", f"one of {list(FAULTS)}"),
         (host.scheme in {"http", "https"}, "scheme", "http or https"),
-        (host.transport in {"ntlm", "basic"}, "transport", "ntlm or basic"),
+        (host.transport in TRANSPORTS, "transport", f"one of {list(TRANSPORTS)}"),
+        (host.transport != "basic" or host.winrm.basic, "winrm", "basic enabled for a host polled with Basic"),
         (host.activation != "KMS host" or host.kms is not None, "kms", "counters for a KMS host"),
         (isinstance(host.grace_minutes, int) and host.grace_minutes >= 0, "grace_minutes", ">= 0"),
     )
@@ -245,6 +275,17 @@ def _kms(raw: Any, path: str) -> KmsCounters:
     if "current_count" not in data:
         raise ScenarioError(f"{path}.current_count: required")
     return KmsCounters(**data)
+
+
+def _winrm(raw: Any, path: str) -> WinrmService:
+    data = dict(_mapping(raw, path))
+    known = {f.name for f in dataclasses.fields(WinrmService)}
+    if set(data) - known:
+        raise ScenarioError(f"{path}: unknown field(s) {sorted(set(data) - known)}")
+    for key, value in data.items():
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{path}.{key}: expected true or false, got {value!r}")
+    return WinrmService(**data)
 
 
 def _domain(raw: Any, path: str) -> Domain:
@@ -319,6 +360,9 @@ def _changed(host: Host, values: Mapping[str, Any]) -> Host:
     kms_values = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("kms.")}
     if kms_values and host.kms is not None:
         plain["kms"] = dataclasses.replace(host.kms, **kms_values)
+    winrm_values = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("winrm.")}
+    if winrm_values:
+        plain["winrm"] = dataclasses.replace(host.winrm, **winrm_values)
     return dataclasses.replace(host, **plain)
 
 

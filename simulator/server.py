@@ -10,15 +10,15 @@ CLI put that loop in a thread or the main process.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
+import hashlib
 import ssl
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any, Final
 
 import dns.flags
@@ -29,17 +29,19 @@ import dns.rrset
 
 from simulator import soap
 from simulator.auth import (
-    CHALLENGE_HEADERS,
-    ENCRYPTED_CONTENT_TYPE,
     AuthError,
+    ConnectionAuth,
     Credentials,
-    NtlmConnection,
+    KerberosKeys,
     NtlmUserFile,
-    parse_authorization,
+    Verdict,
+    challenge_headers,
+    channel_bindings,
+    describe_authorization,
 )
 from simulator.cim import HostContext
 from simulator.fleet import FleetPlan
-from simulator.scenario import Host
+from simulator.scenario import Host, fqdn
 from simulator.wsman import WsmanService
 
 MAX_BODY: Final = 4 * 1024 * 1024
@@ -119,7 +121,26 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> b
 
 @dataclass
 class _Connection:
-    ntlm: NtlmConnection | None = None
+    auth: ConnectionAuth
+    https: bool
+    ordinal: int = 1  # this connection's number among the host's connections
+    answered: int = 0  # SOAP requests answered on this connection
+    plain: bytes = b""  # the last request's SOAP body, unsealed
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request as a listener saw it, recorded for tests that compare clients on the wire.
+
+    Header names are lower-cased; an ``Authorization`` value is reduced to its scheme and what it
+    carried (``Negotiate ntlm-negotiate``, ``Basic password``), never the secret itself.
+    """
+
+    host: str
+    connection: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    status: int
 
 
 class TlsMaterial:
@@ -137,19 +158,33 @@ class TlsMaterial:
         self.ca = trustme.CA(organization_name="Activation Monitor simulated fleet")
         self.rogue_ca = trustme.CA(organization_name="Untrusted simulated CA")
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._hashes: dict[str, bytes] = {}
 
     def ca_pem(self) -> bytes:
         return self.ca.cert_pem.bytes()
 
-    def issue(self, addresses: Iterable[str], *, untrusted: bool = False) -> None:
-        """Issue certificates for ``addresses`` (an address issued again gets a fresh certificate)."""
+    def issue(
+        self, addresses: Iterable[str], *, untrusted: bool = False, names: Mapping[str, str] | None = None
+    ) -> None:
+        """Issue certificates for ``addresses`` (an address issued again gets a fresh certificate).
+
+        ``names`` maps an address to the DNS name its host is listed by; that name joins the SANs.
+        """
         ca = self.rogue_ca if untrusted else self.ca
         pending = list(addresses)
         for start in range(0, len(pending), CERT_BLOCK):
             block = pending[start : start + CERT_BLOCK]
+            dns_names = [names[a] for a in block if names and a in names]
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ca.issue_cert(*block, "localhost").configure_cert(context)
+            leaf = ca.issue_cert(*block, *dns_names, "localhost")
+            leaf.configure_cert(context)
+            digest = hashlib.sha256(ssl.PEM_cert_to_DER_cert(leaf.cert_chain_pems[0].bytes().decode())).digest()
             self._contexts.update(dict.fromkeys(block, context))
+            self._hashes.update(dict.fromkeys(block, digest))
+
+    def certificate_hash(self, address: str) -> bytes | None:
+        """RFC 5929 ``tls-server-end-point`` hash (SHA-256: trustme signs with it) of an address's certificate."""
+        return self._hashes.get(address)
 
     def context_for(self, address: str) -> ssl.SSLContext:
         """The server context of an issued address; ``KeyError`` when ``issue`` never covered it."""
@@ -165,6 +200,7 @@ class FleetServer:
         creds: Credentials,
         *,
         tls: TlsMaterial | None = None,
+        keytab: Path | None = None,
         latency_ms: int = 0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         service: WsmanService | None = None,
@@ -172,11 +208,17 @@ class FleetServer:
         self.plan = plan
         self.creds = creds
         self.tls = tls
+        self.kerberos = KerberosKeys(keytab) if keytab is not None else None
         self.latency_ms = latency_ms
         self.now = now
         self.service = service or WsmanService()
         self.stats: Counter[str] = Counter()
         self.host_requests: Counter[str] = Counter()
+        # (host, scheme, what it carried) for every request in a scheme the host's listener did not offer
+        self.not_offered: Counter[tuple[str, str, str]] = Counter()
+        self.principals: Counter[tuple[str, str]] = Counter()  # (host, client principal) per NTLM/Kerberos sign-in
+        self.host_connections: Counter[str] = Counter()
+        self.recorder: list[Exchange] | None = None  # tests set a list to record every request
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dns: asyncio.DatagramTransport | None = None
@@ -205,9 +247,10 @@ class FleetServer:
             return
         if self.tls is None:
             raise ValueError("HTTPS hosts need TlsMaterial")
+        names = {self.plan.addresses[h.name]: self.plan.inventory_host(h) for h in https}
         for untrusted in (False, True):
             addresses = [self.plan.addresses[h.name] for h in https if (h.fault == "tls") == untrusted]
-            self.tls.issue(addresses, untrusted=untrusted)
+            self.tls.issue(addresses, untrusted=untrusted, names=names)
 
     async def _listen(self, host: Host) -> None:
         address = self.plan.addresses[host.name]
@@ -261,7 +304,12 @@ class FleetServer:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
-        conn = _Connection()
+        self.host_connections[name] += 1
+        conn = _Connection(
+            ConnectionAuth(self.creds, self.kerberos),
+            https=writer.get_extra_info("ssl_object") is not None,
+            ordinal=self.host_connections[name],
+        )
         while True:
             request = await read_request(reader)
             if request is None:
@@ -272,59 +320,81 @@ class FleetServer:
             if host.fault == "silent":
                 await reader.read()  # never answers; waits for the client to give up
                 return
+            conn.plain = b""
             response = self._respond(request, conn, host)
+            if self.recorder is not None:
+                self.recorder.append(_exchange(name, conn, request, response))
+            if response is RESET:
+                self.stats["resets"] += 1
+                writer.transport.abort()  # a TCP reset in the middle of the exchange
+                return
             await self._send(writer, response, host)
+            if ("Connection", "close") in response.headers:
+                return
 
     def _respond(self, request: HttpRequest, conn: _Connection, host: Host) -> HttpResponse:
         if request.path.split("?", 1)[0].lower() != "/wsman":
             return HttpResponse(404)
         if request.method != "POST":
             return HttpResponse(405)
-        denied = self._authenticate(request, conn, host)
-        if denied is not None:
+        verdict = self._authenticate(request, conn, host)
+        if verdict.challenge:
             self.stats["unauthorized"] += 1
-            return denied
-        encrypted = request.headers.get("content-type", "").lower().startswith("multipart/encrypted")
+            if verdict.answer:  # the next leg of a handshake, on this same connection
+                return HttpResponse(401, headers=_answer(verdict))
+            # a fresh challenge ends the connection, as a Windows listener's does (Connection: close)
+            return HttpResponse(401, headers=[*_challenges(host), ("Connection", "close")])
+        signed = _answer(verdict)
+        content_type = request.headers.get("content-type", "")
+        encrypted = content_type.lower().startswith("multipart/encrypted")
         try:
-            body = conn.ntlm.unwrap(request.body) if encrypted and conn.ntlm else request.body
+            body = conn.auth.unseal(content_type, request.body) if encrypted else request.body
         except AuthError:
             return HttpResponse(400)
-        if encrypted and conn.ntlm is None:
-            return HttpResponse(400)
+        conn.plain = body
         if not body:
-            return HttpResponse(200)
+            return HttpResponse(200, headers=signed)
+        transient = _transient(host.fault, conn)
+        if transient is not None:
+            return transient
+        if not encrypted and not conn.https and conn.auth.authenticated and not host.winrm.allow_unencrypted:
+            # An unsealed message over plain HTTP while AllowUnencrypted is false: Windows answers 401.
+            self.stats["unencrypted_refused"] += 1
+            return HttpResponse(401, headers=[*_challenges(host), ("Connection", "close")])
         status, reply = self._reply(body, host)
-        if encrypted and conn.ntlm is not None:
-            return HttpResponse(status, conn.ntlm.wrap(reply), content_type=ENCRYPTED_CONTENT_TYPE)
-        return HttpResponse(status, reply)
+        self.stats["sealed_messages" if encrypted else "plain_messages"] += 1
+        if encrypted:
+            sealed, sealed_type = conn.auth.seal(reply)
+            return HttpResponse(status, sealed, headers=signed, content_type=sealed_type)
+        return HttpResponse(status, reply, headers=signed)
 
-    def _authenticate(self, request: HttpRequest, conn: _Connection, host: Host) -> HttpResponse | None:
-        """None when the request may proceed, else the 401 to send (a challenge or the next NTLM leg)."""
-        header = request.headers.get("authorization")
-        if header is None:
-            accepted = conn.ntlm is not None and conn.ntlm.authenticated
-        else:
-            scheme, value = parse_authorization(header)
-            if scheme in {"negotiate", "ntlm"}:
-                return self._ntlm_leg(conn, header.split(" ", 1)[0], value, host)
-            conn.ntlm = None
-            accepted = scheme == "basic" and self.creds.matches_basic(value)
+    def _authenticate(self, request: HttpRequest, conn: _Connection, host: Host) -> Verdict:
+        """Whether the request may proceed, by the listener's rules and this connection's sign-in."""
+        address = self.plan.addresses[host.name]
+        certificate_hash = self.tls.certificate_hash(address) if conn.https and self.tls else None
+        if certificate_hash is not None and host.fault == "cbt_mismatch":
+            certificate_hash = bytes(len(certificate_hash))  # the certificate of some other TLS channel
+        bindings = channel_bindings(certificate_hash)
+        rejected = conn.auth.rejected
         # a host faulted with auth_reject refuses even correct credentials, as a misconfigured listener does
-        return None if accepted and host.fault != "auth_reject" else _challenge()
-
-    def _ntlm_leg(self, conn: _Connection, scheme: str, value: str, host: Host) -> HttpResponse | None:
-        conn.ntlm = conn.ntlm or NtlmConnection(self.creds)
-        try:
-            out = conn.ntlm.step(base64.b64decode(value, validate=True))
-        except (AuthError, binascii.Error):
-            self.stats["auth_failures"] += 1
-            return _challenge()
-        if out is not None:
-            return HttpResponse(401, headers=[("WWW-Authenticate", f"{scheme} {base64.b64encode(out).decode()}")])
-        if host.fault == "auth_reject":
-            conn.ntlm = None
-            return _challenge()
-        return None
+        verdict = conn.auth.decide(
+            request.headers.get("authorization"),
+            host.winrm,
+            https=conn.https,
+            hostname=fqdn(host),
+            bindings=bindings,
+            refuse=host.fault == "auth_reject",
+            domain_joined=_domain_joined(host),
+        )
+        self.stats["auth_failures"] += conn.auth.rejected - rejected
+        if verdict.allowed and conn.auth.acceptor is not None and conn.auth.signed_in_now:
+            conn.auth.signed_in_now = False
+            self.stats[f"signin_{conn.auth.acceptor.kind}"] += 1
+            self.principals[(host.name, conn.auth.acceptor.principal or "")] += 1
+        if conn.auth.not_offered is not None:
+            self.not_offered[(host.name, *conn.auth.not_offered)] += 1
+            conn.auth.not_offered = None
+        return verdict
 
     def _reply(self, body: bytes, host: Host) -> tuple[int, bytes]:
         ctx = HostContext(host, self.now(), self.plan.ports.kms, self.plan.kms_addresses())
@@ -346,8 +416,44 @@ class FleetServer:
             await asyncio.sleep(DRIP_INTERVAL_S)
 
 
-def _challenge() -> HttpResponse:
-    return HttpResponse(401, headers=list(CHALLENGE_HEADERS))
+def _exchange(host: str, conn: _Connection, request: HttpRequest, response: HttpResponse) -> Exchange:
+    headers = tuple(
+        (name, describe_authorization(value) if name == "authorization" else value)
+        for name, value in request.headers.items()
+    )
+    return Exchange(host, conn.ordinal, headers, conn.plain, response.status)
+
+
+RESET: Final = HttpResponse(0)
+TRANSIENT_PAGE: Final = b"<html><body><h1>Service Unavailable</h1></body></html>"
+
+
+def _transient(fault: str, conn: _Connection) -> HttpResponse | None:
+    """The passing failure a flaky host gives its first SOAP request on a connection, once.
+
+    ``flaky_500``: an HTTP 500 that is no SOAP fault, on every connection; ``flaky_reset``: a TCP
+    reset, on every other connection (so a retry on a fresh one succeeds).
+    """
+    conn.answered += 1
+    if conn.answered != 1:
+        return None
+    if fault == "flaky_500":
+        return HttpResponse(500, TRANSIENT_PAGE, content_type="text/html")
+    if fault == "flaky_reset" and conn.ordinal % 2 == 1:
+        return RESET
+    return None
+
+
+def _domain_joined(host: Host) -> bool:
+    return host.domain.upper() != "WORKGROUP"
+
+
+def _challenges(host: Host) -> list[tuple[str, str]]:
+    return challenge_headers(host.winrm, domain_joined=_domain_joined(host))
+
+
+def _answer(verdict: Verdict) -> list[tuple[str, str]]:
+    return [("WWW-Authenticate", " ".join(verdict.answer))] if verdict.answer else []
 
 
 _OVERSIZED: dict[str, bytes] = {}

@@ -21,7 +21,8 @@ from typing import Any
 
 from simulator.fleet import FleetPlan
 from simulator.runtime import FleetOptions, Prepared, prepare
-from simulator.scenario import Scenario
+from simulator.scenario import Scenario, WinrmService
+from simulator.server import Exchange
 
 START_ATTEMPTS = 3
 START_TIMEOUT_S = 120.0
@@ -95,7 +96,23 @@ class FleetHandle:
     @property
     def stats(self) -> dict[str, Any]:
         server = self._prepared.server
-        return {**dict(server.stats), "by_host": dict(server.host_requests)}
+        return {
+            **dict(server.stats),
+            "by_host": dict(server.host_requests),
+            "not_offered": dict(server.not_offered),
+            "principals": dict(server.principals),
+        }
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[Exchange]]:
+        """Every request the fleet receives inside the block, as the listeners saw them."""
+        server = self._prepared.server
+        seen: list[Exchange] = []
+        server.recorder = seen
+        try:
+            yield seen
+        finally:
+            server.recorder = None
 
     def truth_for(self, name: str) -> dict[str, Any]:
         """The truth row of the scenario host called ``name``."""
@@ -131,6 +148,11 @@ def running_fleet(
     username: str | None = None,
     password: str | None = None,
     workdir: Path | None = None,
+    winrm: WinrmService | None = None,
+    transport: str | None = None,
+    names: bool = False,
+    spns: bool = False,
+    keytab: Path | None = None,
 ) -> Iterator[FleetHandle]:
     """Serve a fleet for the duration of the ``with`` block (random address base and ports).
 
@@ -143,7 +165,8 @@ def running_fleet(
         base = FleetOptions(hosts=hosts, seed=seed, scenario=scenario, scenario_path=scenario_path, https=https,
                             latency_ms=latency_ms, username=username, password=password,
                             inventory_out=root / "inventory.csv", truth_out=root / "truth.json",
-                            ca_out=root / "ca.pem")  # fmt: skip
+                            ca_out=root / "ca.pem", winrm=winrm, transport=transport, names=names,
+                            spns=spns, keytab=keytab)  # fmt: skip
         handle = _start(base, root)
         try:
             yield handle

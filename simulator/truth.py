@@ -10,6 +10,7 @@ the network.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -187,18 +188,43 @@ def dns_srv_fails(host: Host, facts: FleetFacts) -> bool:
     return license_status(host) != "Licensed" or error_code(host) in DNS_ERROR_CODES
 
 
+def poll_error(host: Host, inventory_host: str, spn: str = "") -> str:
+    """The failure class a correct collector reports for ``host``, or "" when it reads the host.
+
+    Kerberos needs a name: a host the inventory lists by address, with no SPN beside it, fails
+    sign-in before any packet.
+    """
+    if host.transport == "kerberos" and host.fault != "dns" and _is_address(inventory_host) and not spn:
+        return "auth"
+    if host.fault == "cbt_mismatch" and (host.scheme != "https" or host.transport == "basic"):
+        return ""
+    return FAULT_POLL_ERROR[host.fault]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def truth_rows(
     scenario: Scenario,
     inventory_hosts: Mapping[str, str],
     kms_port: int,
     listening_kms: frozenset[str],
+    spns: Mapping[str, str] | None = None,
 ) -> list[TruthRow]:
     """One row per host; ``inventory_hosts`` maps scenario name -> the inventory ``host`` value."""
     facts = FleetFacts(scenario, listening_kms)
-    return [_row(host, inventory_hosts[host.name], kms_port, facts) for host in scenario.hosts]
+    return [
+        _row(host, inventory_hosts[host.name], kms_port, facts, (spns or {}).get(host.name, ""))
+        for host in scenario.hosts
+    ]
 
 
-def _row(host: Host, inventory_host: str, kms_port: int, facts: FleetFacts) -> TruthRow:
+def _row(host: Host, inventory_host: str, kms_port: int, facts: FleetFacts, spn: str = "") -> TruthRow:
     from simulator.cim import os_caption  # the caption text lives with the instance builder
 
     kms = used_kms(host)
@@ -208,7 +234,7 @@ def _row(host: Host, inventory_host: str, kms_port: int, facts: FleetFacts) -> T
         activation_type=activation_type(host),
         license_status=license_status(host),
         error_code=error_code(host),
-        poll_error=FAULT_POLL_ERROR[host.fault],
+        poll_error=poll_error(host, inventory_host, spn),
         expected_findings=findings(host, facts),
         computer_name=host.computer_name,
         domain=host.domain,

@@ -33,6 +33,9 @@ def state(found: HostDetail) -> None:
     if row.poll_error:
         st.warning(t("Last poll failed ({cls})").format(cls=row.poll_error.split(":", 1)[0]))
         st.text(row.poll_error)
+    if found.unread_classes:
+        st.info(t("The last poll could not read {classes}; the fields they give are missing, not guessed.").format(
+            classes=", ".join(found.unread_classes)))  # fmt: skip
     identity = identity_frame(found)
     st.dataframe(identity, hide_index=True, key="identity_table", height=tables.table_height(len(identity)))
     if found.products:
@@ -52,6 +55,7 @@ def identity_frame(found: HostDetail) -> pd.DataFrame:
         (t("KMS host"), row.kms_host),
         (t("grace days left"), _text(row.grace_days_remaining)),
         (t("Clock skew (s)"), "" if found.clock_skew_s is None else f"{found.clock_skew_s:.1f}"),
+        (t("Signed in with"), found.signin),
         (t("Last attempt"), views.when(found.last_attempt_at)),
         (t("tags"), ", ".join(found.tags)),
     ]

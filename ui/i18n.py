@@ -171,6 +171,10 @@ ZH_TW: Mapping[str, str] = {
     "partial key": "部分金鑰",
     "Open the knowledge-base entry": "開啟知識庫條目",
     "Clock skew (s)": "時鐘偏差（秒）",
+    "Signed in with": "登入方式",
+    "The last poll could not read {classes}; the fields they give are missing, not guessed.": (
+        "最近一次輪詢無法讀取 {classes}；這些類別提供的欄位從缺，不會以推測值填補。"
+    ),
     # error codes
     "Knowledge base": "知識庫",
     "Find a code": "尋找錯誤碼",

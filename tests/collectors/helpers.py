@@ -14,7 +14,7 @@ from collectors.inventory import Target, load_inventory
 from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
 from collectors.probes import Probes
 from collectors.spool import Spool
-from collectors.wsman import WsmanOptions
+from collectors.transport import WsmanOptions
 from models import db, queries
 from models.filters import HostFilter
 from simulator.testing import FleetHandle

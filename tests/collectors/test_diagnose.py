@@ -54,6 +54,18 @@ def test_kms_count_uses_the_threshold_of_the_client_kind():
     assert diagnose.kms_count(KmsClient("x", "other.corp.test", False, None), counts) is None
 
 
+def test_an_unread_product_type_never_yields_a_client_kind_verdict():
+    # Win32_OperatingSystem unread: whether this host needs 5 or 25 is unknown, so 12 is neither pass nor fail.
+    unknown = KmsClient("ws01", "kms01.corp.test", None, "0xC004F038")
+    between = diagnose.kms_count(unknown, {"kms01.corp.test": Count(12)})
+    assert between is not None and between.severity is Severity.INFO
+    assert "workstation" in between.summary and "could not be read" in between.summary
+    below = diagnose.kms_count(unknown, {"kms01.corp.test": Count(3)})
+    assert below is not None and below.severity is Severity.FAIL and "any client needs at least 5" in below.summary
+    above = diagnose.kms_count(unknown, {"kms01.corp.test": Count(30)})
+    assert above is not None and above.severity is Severity.OK
+
+
 def test_kms_in_use_prefers_the_pinned_host():
     product = ProductState(
         "p",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import http.client
+import importlib
 import inspect
 import socket
 import ssl
@@ -23,8 +24,17 @@ from collectors.errors import (
 )
 from models.enums import FailureClass
 
-# Warnings are not raised on our path; every other exception type of these modules is.
-MODULES = (rq, u3, wr, sp, ssl, socket, http.client)
+
+def optional_module(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+# Warnings are not raised on our path; every other exception type of these modules is (gssapi and
+# krb5 only where the Kerberos extra is installed).
+MODULES = (rq, u3, wr, sp, ssl, socket, http.client, *filter(None, map(optional_module, ("gssapi.raw.misc", "krb5"))))
 
 
 def raisable_types():

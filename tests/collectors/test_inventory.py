@@ -24,7 +24,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_csv_defaults_apply_when_only_host_is_given(tmp_path):
     path = write(tmp_path, "inv.csv", "host,port,scheme,transport,credential,site,tags\nws01.corp.test,,,,,,\n")
     [target] = load_inventory(path).targets
-    assert target == Target("ws01.corp.test", 5985, "http", "ntlm", "default", None, ())
+    assert target == Target("ws01.corp.test", 5985, "http", "negotiate", "default", None, ())
 
 
 def test_csv_https_default_port_and_tags(tmp_path):
@@ -38,7 +38,7 @@ def test_bad_rows_are_reported_with_line_and_skipped(tmp_path):
     text = (
         "host,port,scheme,transport,credential,site,tags\n"
         "good1,,,,,,\n"
-        "bad-transport,,,kerberos,,,\n"
+        "bad-transport,,,credssp,,,\n"
         "bad-port,70000,,,,,\n"
         "GOOD1,,,,,,\n"
         "good2,5986,https,basic,,,\n"
@@ -46,7 +46,7 @@ def test_bad_rows_are_reported_with_line_and_skipped(tmp_path):
     inventory = load_inventory(write(tmp_path, "inv.csv", text))
     assert [t.host for t in inventory.targets] == ["good1", "good2"]
     messages = [str(p) for p in inventory.problems]
-    assert messages[0].endswith("inv.csv:3: unknown transport 'kerberos' (use ntlm or basic)")
+    assert messages[0].endswith("inv.csv:3: unknown transport 'credssp' (use negotiate, kerberos, ntlm, basic)")
     assert "inv.csv:4: port '70000' is out of range" in messages[1]
     assert "inv.csv:5: duplicate host 'GOOD1' (first on line 2)" in messages[2]
 

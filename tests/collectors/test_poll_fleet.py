@@ -37,6 +37,10 @@ def test_http_fleet_matches_ground_truth(http_fleet, sqlite_url, tmp_path):
     assert summary.status is RunStatus.COMPLETE
     assert summary.succeeded + summary.failed == len(http_fleet.truth)
     assert mismatches(truth_without(http_fleet), observed(sqlite_url)) == []
+    # Windows' default listener: Negotiate offered, NTLM inside it, every message sealed, nothing in clear
+    assert http_fleet.stats["not_offered"] == {}
+    assert summary.signin == {"NTLM": summary.succeeded}
+    assert http_fleet.stats.get("plain_messages", 0) == 0
 
 
 def test_https_fleet_with_basic_and_ntlm_matches_ground_truth(https_fleet, sqlite_url, tmp_path):
@@ -45,12 +49,14 @@ def test_https_fleet_with_basic_and_ntlm_matches_ground_truth(https_fleet, sqlit
     summary = poll(https_fleet, sqlite_url, tmp_path / "spool", targets=targets, concurrency=4)
     assert summary.status is RunStatus.COMPLETE
     assert mismatches(truth_without(https_fleet), observed(sqlite_url)) == []
+    assert https_fleet.stats["not_offered"] == {}
+    assert set(summary.signin) == {"NTLM", "Basic"}
 
 
-def test_basic_over_http_matches_ground_truth(http_fleet, sqlite_url, tmp_path):
-    targets = targets_of(http_fleet, basic_every=1)
-    poll(http_fleet, sqlite_url, tmp_path / "spool", targets=targets)
-    assert mismatches(truth_without(http_fleet), observed(sqlite_url)) == []
+def test_basic_over_http_matches_ground_truth(lab_http_fleet, sqlite_url, tmp_path):
+    targets = targets_of(lab_http_fleet, basic_every=1)
+    poll(lab_http_fleet, sqlite_url, tmp_path / "spool", targets=targets)
+    assert mismatches(truth_without(lab_http_fleet), observed(sqlite_url)) == []
 
 
 def test_each_request_shape_one_connection_per_host(http_fleet):

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from collectors.poller import RunOptions, run_poll
 from collectors.spool import Spool
-from collectors.wsman import COUNTER
+from collectors.transport import COUNTER
 from models import db
 from models.enums import RunStatus
 from tests.collectors.helpers import fleet_context, mismatches, observed, poll, targets_of

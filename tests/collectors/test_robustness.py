@@ -42,7 +42,7 @@ from collectors.poller import (
 )
 from collectors.probes import Probes
 from collectors.spool import Spool, SpooledBatch
-from collectors.wsman import WsmanOptions
+from collectors.transport import WsmanOptions
 from config.settings import load_settings
 from models import db, queries
 from models.enums import ActivationType, FailureClass, ProductType, RunStatus
@@ -229,15 +229,17 @@ def faulting_proxy(upstream: Target, wmi_class: str, mode: str, seen: list[str])
     def forward(handler: http.server.BaseHTTPRequestHandler, body: bytes) -> None:
         seen.append(body.decode("utf-8", "replace"))
         if f"FROM {wmi_class}".encode() in body:
-            status, reply = _misbehaving(mode)
+            status, reply, challenges = *_misbehaving(mode), []
         else:
             conn = http.client.HTTPConnection(upstream.host, upstream.port, timeout=10)
             headers = {k: v for k, v in handler.headers.items() if k.lower() in ("authorization", "content-type")}
             conn.request("POST", "/wsman", body, headers)
             answer = conn.getresponse()
-            status, reply = answer.status, answer.read()
+            status, reply, challenges = answer.status, answer.read(), answer.headers.get_all("WWW-Authenticate") or []
             conn.close()
         handler.send_response(status)
+        for challenge in challenges:
+            handler.send_header("WWW-Authenticate", challenge)
         handler.send_header("Content-Type", "application/soap+xml;charset=UTF-8")
         handler.send_header("Content-Length", str(len(reply)))
         handler.end_headers()
@@ -255,39 +257,40 @@ def _healthy_kms_client(fleet: Any) -> Target:
 
 
 @pytest.mark.parametrize("mode", ["operation timeout", "not xml", "oversized"])
-def test_an_optional_class_that_misbehaves_loses_only_its_fields(http_fleet, mode):
-    upstream = _healthy_kms_client(http_fleet)
-    expected = next(t for t in http_fleet.truth if t["host"] == upstream.host)
-    ctx = fleet_context(http_fleet)
+def test_an_optional_class_that_misbehaves_loses_only_its_fields(lab_http_fleet, mode):
+    upstream = _healthy_kms_client(lab_http_fleet)
+    expected = next(t for t in lab_http_fleet.truth if t["host"] == upstream.host)
+    ctx = fleet_context(lab_http_fleet)
     ctx = replace(ctx, options=replace(ctx.options, max_reply_bytes=512 * 1024))
     with faulting_proxy(upstream, "Win32_ComputerSystem", mode, []) as proxy:
         result = poll_host(local_target(proxy, "basic"), ctx)
     assert isinstance(result, HostObservation), result
+    assert result.unread == ("Win32_ComputerSystem",)  # recorded on the host, not passed over
     assert result.domain is None  # Win32_ComputerSystem's field
     assert result.os_caption == expected["os"]  # the classes after it were still read
     assert result.products and result.products[0].activation_type.value == expected["activation_type"]
 
 
-def test_the_licensing_product_class_misbehaving_still_fails_the_host(http_fleet):
-    upstream = _healthy_kms_client(http_fleet)
+def test_the_licensing_product_class_misbehaving_still_fails_the_host(lab_http_fleet):
+    upstream = _healthy_kms_client(lab_http_fleet)
     with faulting_proxy(upstream, "SoftwareLicensingProduct", "not xml", []) as proxy:
-        result = poll_host(local_target(proxy, "basic"), fleet_context(http_fleet))
+        result = poll_host(local_target(proxy, "basic"), fleet_context(lab_http_fleet))
     assert isinstance(result, HostFailure) and result.failure_class is FailureClass.PROTOCOL
 
 
-def test_spp_events_are_asked_for_the_last_30_days_only(http_fleet):
+def test_spp_events_are_asked_for_the_last_30_days_only(lab_http_fleet):
     now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     assert "TimeGenerated > '20261025093000.000000+000'" in wmi.spp_events(now).text
-    truth = {t["host"]: t for t in http_fleet.truth}
+    truth = {t["host"]: t for t in lab_http_fleet.truth}
     needs_events = [
         t
-        for t in targets_of(http_fleet)
+        for t in targets_of(lab_http_fleet)
         if not truth[t.host]["fault"] and truth[t.host]["error_code"] and truth[t.host]["license_status"] != "Licensed"
     ]
     seen: list[str] = []
     for upstream in needs_events[:3]:
         with faulting_proxy(upstream, "NoSuchClass", "not xml", seen) as proxy:
-            result = poll_host(local_target(proxy, "basic"), fleet_context(http_fleet))
+            result = poll_host(local_target(proxy, "basic"), fleet_context(lab_http_fleet))
         assert isinstance(result, HostObservation)
         assert result.products[0].error_code == truth[upstream.host]["error_code"]
     event_queries = [q for q in seen if "Win32_NTLogEvent" in q]

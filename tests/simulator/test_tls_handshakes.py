@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from simulator.pytest_plugin import LAB
 from simulator.testing import FleetHandle
 from tests.simulator.conftest import CIMV2, NS, enumerate_request, protocol
 
@@ -65,6 +66,6 @@ def test_concurrent_https_calls_all_complete_their_handshake(sim_fleet_https):
 
 
 def test_a_fresh_https_fleet_answers_every_host_on_its_first_handshake(sim_fleet_factory):
-    fleet = sim_fleet_factory(hosts=30, seed=11, https=True)
+    fleet = sim_fleet_factory(hosts=30, seed=11, https=True, winrm=LAB)
     outcomes = [one_call(fleet, name, kind) for name in healthy_hosts(fleet) for kind in KINDS]
     assert [o for o in outcomes if o is not None] == []
