@@ -42,7 +42,8 @@ import winrm.exceptions as wr
 from models.enums import FailureClass
 
 REASON_LIMIT = 240
-WSMAN_ACCESS_DENIED = 5
+# Win32 ERROR_ACCESS_DENIED as WinRM reports it: plain, or as the HRESULT 0x80070005 (seen with w:InternalError).
+WSMAN_ACCESS_DENIED = frozenset({5, 0x80070005})
 
 
 class PollError(Exception):
@@ -230,7 +231,7 @@ def classify_exception(exc: BaseException) -> FailureClass:
     """The failure class of a foreign exception, looking through its chain of causes."""
     if isinstance(exc, PollError):
         return exc.failure_class
-    if isinstance(exc, wr.WSManFaultError) and exc.wsman_fault_code == WSMAN_ACCESS_DENIED:
+    if isinstance(exc, wr.WSManFaultError) and exc.wsman_fault_code in WSMAN_ACCESS_DENIED:
         return FailureClass.AUTH
     if isinstance(exc, wr.WinRMTransportError) and exc.code == 401:
         return FailureClass.AUTH

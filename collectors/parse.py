@@ -79,19 +79,35 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def enumeration_cursor(body: bytes) -> tuple[str | None, bool]:
-    """The enumeration context to Pull with, and whether the sequence has ended.
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One EnumerateResponse or PullResponse: its instances and where the enumeration goes on."""
 
-    Windows ends an optimized enumeration with an empty ``n:EnumerationContext`` and
+    instances: tuple[WmiInstance, ...]
+    context: str | None  # the context to Pull with; None once the sequence has ended
+
+
+def parse_page(body: bytes, class_name: str) -> Page:
+    """A reply page parsed once: its instances and its cursor; a SOAP fault or foreign reply raises."""
+    root = _root(body)
+    return Page(_instances(root, class_name), _cursor(root)[0])
+
+
+def enumeration_cursor(body: bytes) -> tuple[str | None, bool]:
+    """The enumeration context to Pull with, and whether the sequence has ended."""
+    return _cursor(_root(body))
+
+
+def _cursor(root: ET.Element) -> tuple[str | None, bool]:
+    """Windows ends an optimized enumeration with an empty ``n:EnumerationContext`` and
     ``w:EndOfSequence``, and a Pull with ``n:EndOfSequence`` and no context; only the response
     element's own children count, so an instance value reading "EndOfSequence" cannot end paging.
     """
-    root = _root(body)
     response = root.find(".//{*}EnumerateResponse")
     if response is None:
         response = root.find(".//{*}PullResponse")
     if response is None:
-        return None, True  # nothing to Pull; parse_enumeration says what the reply is instead
+        return None, True  # nothing to Pull; _instances says what the reply is instead
     if any(_local(child.tag) == "EndOfSequence" for child in response):
         return None, True
     context = next((c for c in response if _local(c.tag) == "EnumerationContext"), None)
@@ -101,7 +117,10 @@ def enumeration_cursor(body: bytes) -> tuple[str | None, bool]:
 
 def parse_enumeration(body: bytes, class_name: str) -> tuple[WmiInstance, ...]:
     """The instances in an EnumerateResponse or PullResponse body."""
-    root = _root(body)
+    return _instances(_root(body), class_name)
+
+
+def _instances(root: ET.Element, class_name: str) -> tuple[WmiInstance, ...]:
     fault = root.find(".//{*}Fault")
     if fault is not None:
         reason = " ".join("".join(fault.itertext()).split())

@@ -39,7 +39,7 @@ from collectors.inventory import Target
 from collectors.probes import Probes, TcpAnswer
 from collectors.spool import Spool, SpooledBatch
 from collectors.transport import COUNTER, Deadline, ExchangeCounter, WsmanOptions
-from collectors.wsman import ProtocolFactory, close_protocol, enumerate_pages, open_protocol
+from collectors.wsman import ProtocolFactory, close_protocol, enumerate_instances, open_protocol
 from models import db, queries, store
 from models.enums import FailureClass, ProductType, RunStatus
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters
@@ -138,10 +138,9 @@ class _ClassReader:
 
     def read(self, query: wmi.WqlQuery) -> tuple[parse.WmiInstance, ...]:
         try:
-            pages = enumerate_pages(
+            return enumerate_instances(
                 self.protocol, query, to=self.endpoint, operation_timeout_s=self.operation_timeout_s
             )
-            return parse.parse_pages(pages, query.class_name)
         except _CLASS_FAULTS as exc:
             if query.required or _denied(exc):
                 raise
@@ -158,7 +157,7 @@ _CLASS_FAULTS = (WSManFaultError, WinRMOperationTimeoutError, WinRMTransportErro
 
 def _denied(exc: Exception) -> bool:
     if isinstance(exc, WSManFaultError):
-        return exc.wsman_fault_code == WSMAN_ACCESS_DENIED
+        return exc.wsman_fault_code in WSMAN_ACCESS_DENIED
     return isinstance(exc, WinRMTransportError) and exc.code == 401
 
 

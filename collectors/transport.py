@@ -197,11 +197,13 @@ class Watchdog:
 
     def watch(self, transport: WinrmTransport, at: float) -> None:
         with self._wake:
+            earliest = not self._heap or at < self._heap[0][0]
             heapq.heappush(self._heap, (at, next(self._counter), transport))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="wsman-watchdog", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            if earliest:  # hosts share one timeout, so a new deadline rarely comes first: no wake-up then
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:

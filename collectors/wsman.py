@@ -172,13 +172,20 @@ def close_protocol(protocol: Protocol) -> None:
 ProtocolFactory = Callable[[Target, Credential, WsmanOptions, Deadline], Protocol]
 
 
-def enumerate_pages(protocol: Protocol, query: WqlQuery, *, to: str, operation_timeout_s: int = 20) -> list[bytes]:
-    """The reply bodies of an Enumerate of ``query`` and any Pulls it needs."""
-    pages = [protocol.send_message(enumerate_envelope(query, to=to, operation_timeout_s=operation_timeout_s))]
-    context, end = parse.enumeration_cursor(pages[-1])
-    while context and not end:
-        if len(pages) > MAX_PULLS:
+def enumerate_instances(
+    protocol: Protocol, query: WqlQuery, *, to: str, operation_timeout_s: int = 20
+) -> tuple[parse.WmiInstance, ...]:
+    """The instances of an Enumerate of ``query``, following any Pulls; each reply is parsed once."""
+    page = parse.parse_page(
+        protocol.send_message(enumerate_envelope(query, to=to, operation_timeout_s=operation_timeout_s)),
+        query.class_name,
+    )
+    instances, pulls = list(page.instances), 0
+    while page.context:
+        pulls += 1
+        if pulls > MAX_PULLS:
             raise ProtocolError(f"{query.class_name}: more than {MAX_PULLS} Pull pages")
-        pages.append(protocol.send_message(pull_envelope(context, to=to, operation_timeout_s=operation_timeout_s)))
-        context, end = parse.enumeration_cursor(pages[-1])
-    return pages
+        envelope = pull_envelope(page.context, to=to, operation_timeout_s=operation_timeout_s)
+        page = parse.parse_page(protocol.send_message(envelope), query.class_name)
+        instances.extend(page.instances)
+    return tuple(instances)

@@ -115,3 +115,18 @@ def test_boundary_lets_bugs_through():
 
 def test_poll_error_reason_is_one_line():
     assert PollError("a\nb   c").reason == "a b c"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (5, FailureClass.AUTH),
+        (0x80070005, FailureClass.AUTH),
+        (2150858778, FailureClass.PROTOCOL),
+        (None, FailureClass.PROTOCOL),
+    ],
+)
+def test_access_denied_in_either_form_is_an_auth_failure(code, expected):
+    # WinRM reports a missing right as WSManFault Code 5, or as the HRESULT 0x80070005 with w:InternalError.
+    fault = wr.WSManFaultError(500, "fault", "<s:Envelope/>", "Access is denied.", "s:Sender", None, code, None)
+    assert classify_exception(fault) is expected

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from models import store
+from models.db import open_database
+from models.enums import ActivationType, LicenseStatus
+from models.records import HostObservation, ProductState
 from models.seed import HOSTILE_NAME, SEED_EXPECTED
 from tests.ui.dashboard_app import app, chart_specs, frame, open_page
 
@@ -221,3 +227,18 @@ def test_demo_button_fills_the_database_through_the_collector(empty_db_url):
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Overview"
     assert metric_values(at)["Hosts known"] == "20"
+
+
+def test_host_detail_shows_the_sign_in_and_the_classes_the_last_poll_could_not_read(empty_db_url):
+    product = ProductState("p1", ActivationType.KMS_CLIENT, LicenseStatus.LICENSED, channel="Volume:GVLK")
+    seen = HostObservation("ws-partial.corp.example", datetime.now(UTC), "WS-PARTIAL", products=(product,),
+                           signin="Kerberos", unread=("Win32_OperatingSystem", "Win32_ComputerSystem"))  # fmt: skip
+    engine = open_database(empty_db_url)
+    with engine.begin() as conn:
+        store.write_results(conn, None, [seen])
+    engine.dispose()
+    at = open_page("ui/pages/host_detail.py", host="ws-partial.corp.example")
+    assert not at.exception
+    assert any("Win32_OperatingSystem, Win32_ComputerSystem" in i.value for i in at.info)
+    identity = frame(at, "")
+    assert "Kerberos" in set(identity.iloc[:, 1])
