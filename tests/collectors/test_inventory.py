@@ -170,3 +170,13 @@ def test_yaml_top_level_opt_in_allows_basic_over_http(tmp_path):
     ]
     with pytest.raises(InventoryError, match=r"bad\.yaml:1: allow_basic_over_http must be true or false"):
         load_inventory(write(tmp_path, "bad.yaml", "allow_basic_over_http: yes please\n" + text))
+
+
+def test_the_example_inventories_load_without_problems():
+    root = Path(__file__).resolve().parents[2] / "config"
+    csv_inventory = load_inventory(root / "inventory.example.csv")
+    assert csv_inventory.problems == () and len(csv_inventory.targets) == 5
+    assert {t.transport for t in csv_inventory.targets} == {"negotiate", "kerberos", "basic"}
+    assert next(t for t in csv_inventory.targets if t.host == "10.20.30.7").spn == "HTTP/kms01.corp.example.com"
+    yaml_inventory = load_inventory(root / "inventory.example.yaml", ldap_search=lambda source, secrets: iter(()))
+    assert yaml_inventory.problems == ()
