@@ -1,9 +1,10 @@
 """Knowledge about Windows activation: the error-code knowledge base and the KMS rules.
 
 ``knowledge.codes`` owns canonical error codes and the bilingual (en / zh-TW) entries kept in
-``knowledge/data``; ``knowledge.kms`` owns the KMS thresholds, caps, ports and timers. The package
-depends on nothing else in the project, so every other package may import it. Nothing is loaded
-at import time: the data files are read on first lookup.
+``knowledge/data``, with resolution steps per activation type; ``knowledge.kms`` owns the KMS
+thresholds, caps, ports and timers, and which KMS host versions activate which Windows versions.
+The package depends on nothing else in the project, so every other package may import it. Nothing
+is loaded at import time: the data files are read on first lookup.
 """
 
 from __future__ import annotations
@@ -17,20 +18,39 @@ from knowledge.codes import (
     is_failure,
     lookup,
     normalise,
+    resolution_steps,
 )
-from knowledge.kms import KmsState, capped, kms_state, required_count
+from knowledge.kms import (
+    HostCount,
+    KmsState,
+    at_cap,
+    can_activate,
+    capped,
+    count_ceiling,
+    host_count,
+    kms_state,
+    required_count,
+    windows_name,
+)
 
 __all__ = [
     "GENERAL_ARTICLE_URL",
     "LANGUAGES",
     "ErrorCode",
+    "HostCount",
     "KmsState",
     "all_codes",
     "article_url",
+    "at_cap",
+    "can_activate",
     "capped",
+    "count_ceiling",
+    "host_count",
     "is_failure",
     "kms_state",
     "lookup",
     "normalise",
     "required_count",
+    "resolution_steps",
+    "windows_name",
 ]

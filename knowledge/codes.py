@@ -2,9 +2,11 @@
 
 This module owns the canonical form of an activation error code (``0xC004F074``: ``0x`` plus eight
 uppercase hex digits), turning every form an administrator pastes or WMI returns into it, and the
-per-language entries loaded lazily from ``knowledge/data/<lang>.toml``. A lookup never raises: an
-unknown or unreadable code gives an explicit entry with ``known=False``. It does not decide which
-code a host reports (that is ``collectors.classify``) nor run any diagnostic check.
+per-language entries loaded lazily from ``knowledge/data/<lang>.toml``, including the resolution
+steps that differ by activation type, and the link to each code's section of Microsoft's article in
+that language. A lookup never raises: an unknown or unreadable code gives an explicit entry with
+``known=False``. It does not decide which code a host reports (that is ``collectors.classify``) nor
+run any diagnostic check.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from typing import Any
 
 LANGUAGES = ("en", "zh-TW")
 ACTIVATION_TYPES = ("MAK", "KMS client", "KMS host")
-CHECK_NAMES = ("kms_count", "clock_skew", "dns_srv", "kms_port", "grace_expiry", "event_log")
+CHECK_NAMES = ("kms_count", "clock_skew", "dns_srv", "kms_port", "grace_expiry", "event_log", "kms_host")
 GENERAL_ARTICLE_URL = (
     "https://learn.microsoft.com/en-us/troubleshoot/windows-server/"
     "licensing-and-activation/troubleshoot-activation-error-codes"
 )
+"""Microsoft's "Troubleshoot Windows activation error codes" (2025); ``en.toml`` anchors point into it."""
 
-_LOCALE_SEGMENTS = {"en": "/en-us/", "zh-TW": "/zh-tw/"}
+ZH_TW_ARTICLE_URL = "https://learn.microsoft.com/zh-tw/windows-server/get-started/activation-error-codes"
+"""Microsoft's own Traditional Chinese article, 解決 Windows 啟用錯誤碼 (2019 wording). ``zh-TW.toml``
+anchors are its ``<a name>`` anchors, which differ from the 2025 English ones for half the codes, so
+the Chinese links go to this page rather than to a translation of the 2025 article whose anchors
+could not be confirmed."""
+
+ARTICLE_URLS = {"en": GENERAL_ARTICLE_URL, "zh-TW": ZH_TW_ARTICLE_URL}
 _SEVERITY_BIT = 0x80000000
 _UINT32_MAX = 0xFFFFFFFF
 _INT32_MIN = -0x80000000
@@ -54,6 +63,13 @@ class ErrorCode:
     url: str
     deep_link: str | None
     lang: str
+    steps_by_type: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Steps for an activation type that needs other steps than ``steps``, as (type, steps) pairs."""
+
+    def steps_for(self, activation_type: str | None) -> tuple[str, ...]:
+        """The steps that fit a host of ``activation_type``; ``steps`` when no variant does."""
+        wanted = str(activation_type or "").strip().casefold()
+        return next((steps for kind, steps in self.steps_by_type if kind.casefold() == wanted), self.steps)
 
 
 def normalise(value: str | int) -> str | None:
@@ -99,7 +115,7 @@ def is_failure(code: str | int) -> bool:
 
 def article_url(lang: str = "en") -> str:
     """Microsoft's activation error-code article in ``lang`` (English for unsupported languages)."""
-    return GENERAL_ARTICLE_URL.replace("/en-us/", _LOCALE_SEGMENTS[_language(lang)], 1)
+    return ARTICLE_URLS[_language(lang)]
 
 
 def lookup(value: str | int, lang: str = "en") -> ErrorCode:
@@ -117,6 +133,15 @@ def lookup(value: str | int, lang: str = "en") -> ErrorCode:
     if entry is not None:
         return entry
     return _unknown(canonical, lang, "message" if is_failure(canonical) else "informational")
+
+
+def resolution_steps(value: str | int, activation_type: str | None = None, lang: str = "en") -> tuple[str, ...]:
+    """The resolution steps for ``value`` on a host of ``activation_type``, in ``lang``.
+
+    "MAK", "KMS client" and "KMS host" (in any case) pick that type's variant where the entry has
+    one; any other type, or None, gives the default steps. Never raises, like ``lookup``.
+    """
+    return lookup(value, lang).steps_for(activation_type)
 
 
 def all_codes(lang: str = "en") -> tuple[ErrorCode, ...]:
@@ -152,6 +177,8 @@ def _entries(lang: str) -> dict[str, ErrorCode]:
 
 
 def _entry(table: dict[str, Any], lang: str) -> ErrorCode:
+    variants: dict[str, list[str]] = table.get("steps_by_type", {})
+    anchor = table["anchor"]
     return ErrorCode(
         code=table["code"],
         known=True,
@@ -162,9 +189,11 @@ def _entry(table: dict[str, Any], lang: str) -> ErrorCode:
         steps=tuple(table["steps"]),
         commands=tuple(table["commands"]),
         checks=tuple(table["checks"]),
-        url=f"{article_url(lang)}#{table['anchor']}",
+        # An anchor that could not be confirmed in the article is left empty: link the page itself.
+        url=f"{article_url(lang)}#{anchor}" if anchor else article_url(lang),
         deep_link=table["deep_link"] or None,
         lang=lang,
+        steps_by_type=tuple((kind, tuple(variants[kind])) for kind in ACTIVATION_TYPES if kind in variants),
     )
 
 

@@ -24,7 +24,8 @@ def article_summary(article_text: str) -> dict[str, set[str]]:
 
 
 def texts_of(table: dict) -> list[str]:
-    return [table["title"], table["message"], *table["causes"], *table["steps"]]
+    variants = [step for steps in table.get("steps_by_type", {}).values() for step in steps]
+    return [table["title"], table["message"], *table["causes"], *table["steps"], *variants]
 
 
 def plain(text: str) -> str:
@@ -57,14 +58,23 @@ def test_activation_types_follow_the_article_table(documents, article_text, lang
         assert set(table["activation_types"]) == expected[code], code
 
 
-def test_languages_agree_on_everything_but_words(documents):
+def test_languages_agree_on_everything_but_words_and_anchors(documents):
     en, zh = documents["en"]["codes"], documents["zh-TW"]["codes"]
     assert list(en) == list(zh)
     for code in en:
-        for key in ("code", "activation_types", "checks", "commands", "anchor"):
+        for key in ("code", "activation_types", "checks", "commands"):
             assert en[code][key] == zh[code][key], (code, key)
         assert len(en[code]["steps"]) == len(zh[code]["steps"]), code
         assert en[code]["deep_link"].replace("/en-us/", "/zh-tw/") == zh[code]["deep_link"], code
+
+
+def test_languages_have_the_same_per_type_steps(documents):
+    en, zh = documents["en"]["codes"], documents["zh-TW"]["codes"]
+    for code in en:
+        en_variants, zh_variants = en[code].get("steps_by_type", {}), zh[code].get("steps_by_type", {})
+        assert list(en_variants) == list(zh_variants), code
+        for kind, steps in en_variants.items():
+            assert len(steps) == len(zh_variants[kind]), (code, kind)
 
 
 def test_zh_tw_text_is_chinese(documents):
@@ -101,10 +111,41 @@ def learn_anchor(heading: str) -> str:
     return re.sub(r"\s+", "-", text.strip())
 
 
-def test_anchors_are_the_2025_english_section_headings(documents):
+def canonical_code(text: str) -> str:
+    return "0x" + text[2:10].upper()
+
+
+def english_anchors() -> dict[str, str]:
+    """Code -> anchor of the 2025 English article, derived from its saved section headings."""
     headings = (DATA / "article-headings-2025.en.txt").read_text(encoding="utf-8").splitlines()
-    expected = {heading.split()[0].upper().replace("0X", "0x"): learn_anchor(heading) for heading in headings}
-    assert len(expected) == 30
-    for lang in ("en", "zh-TW"):
-        anchors = {code: table["anchor"] for code, table in documents[lang]["codes"].items()}
-        assert anchors == expected, lang
+    return {canonical_code(heading): learn_anchor(heading) for heading in headings}
+
+
+def zh_tw_anchors() -> dict[str, str]:
+    """Code -> ``<a name>`` anchor of the zh-TW article, from its saved heading list."""
+    lines = (DATA / "article-anchors-2019.zh-TW.txt").read_text(encoding="utf-8").splitlines()
+    return {canonical_code(line): line.split()[0] for line in lines}
+
+
+SAVED_ANCHORS = {"en": english_anchors, "zh-TW": zh_tw_anchors}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-TW"])
+def test_every_anchor_is_one_the_article_in_that_language_has(documents, lang):
+    saved = SAVED_ANCHORS[lang]()
+    assert len(saved) == 30
+    for code, table in documents[lang]["codes"].items():
+        # An empty anchor links the page root: the fallback for a section that cannot be confirmed.
+        assert table["anchor"] in {saved[code], ""}, (lang, code)
+
+
+def test_the_saved_zh_tw_anchors_are_those_of_the_source_article(article_text):
+    in_article = re.findall(r'^### <a name="(0x[0-9a-f]{8}-[^"]*)"></a>', article_text, re.MULTILINE)
+    assert sorted(in_article) == sorted(zh_tw_anchors().values())
+
+
+def test_the_zh_tw_anchors_differ_from_the_english_ones_where_the_wording_did():
+    english, chinese = english_anchors(), zh_tw_anchors()
+    differing = {code for code in english if english[code] != chinese[code]}
+    assert len(differing) == 15
+    assert "0xC004F042" in differing and "0xC004F074" not in differing

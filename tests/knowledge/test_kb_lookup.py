@@ -15,9 +15,9 @@ from knowledge import (
     is_failure,
     lookup,
 )
-from knowledge.codes import codes_for_check
+from knowledge.codes import ZH_TW_ARTICLE_URL, _entry, codes_for_check
 
-ZH_ARTICLE = GENERAL_ARTICLE_URL.replace("/en-us/", "/zh-tw/")
+ZH_ARTICLE = "https://learn.microsoft.com/zh-tw/windows-server/get-started/activation-error-codes"
 
 
 def test_languages():
@@ -34,7 +34,7 @@ def test_known_entry_is_a_frozen_record_with_tuples():
     entry = lookup("0xC004F038")
     assert isinstance(entry, ErrorCode)
     assert entry.activation_types == ("KMS client",)
-    assert entry.checks == ("kms_count", "event_log")
+    assert entry.checks == ("kms_count", "event_log", "kms_host")
     assert isinstance(entry.steps, tuple) and isinstance(entry.commands, tuple)
     with pytest.raises(AttributeError):
         entry.title = "changed"  # type: ignore[misc]
@@ -48,6 +48,33 @@ def test_known_entry_links_to_its_section_in_each_language():
     assert en.deep_link is not None and en.deep_link.endswith("/error-0xc004f074-activate-windows")
     assert zh.deep_link == en.deep_link.replace("/en-us/", "/zh-tw/")
     assert (en.lang, zh.lang) == ("en", "zh-TW")
+
+
+def test_chinese_links_use_the_chinese_article_anchors():
+    assert ZH_TW_ARTICLE_URL == ZH_ARTICLE
+    en, zh = lookup("0xC004F042", "en"), lookup("0xC004F042", "zh-TW")
+    assert en.url.endswith("#0xc004f042-the-specified-key-management-service-kms-cant-be-used")
+    assert zh.url == ZH_ARTICLE + (
+        "#0xc004f042-the-software-protection-service-determined-that-the-specified-key-management-service-kms-cannot-be-used"
+    )
+
+
+def test_an_unconfirmed_anchor_links_the_page_root():
+    table = {
+        "code": "0xC004F074",
+        "title": "t",
+        "message": "m",
+        "activation_types": ["KMS client"],
+        "causes": [],
+        "steps": ["s"],
+        "commands": [],
+        "checks": [],
+        "anchor": "",
+        "deep_link": "",
+    }
+    entry = _entry(table, "zh-TW")
+    assert entry.url == ZH_ARTICLE
+    assert entry.steps_by_type == ()
 
 
 def test_code_without_a_deeper_article_has_no_deep_link():
