@@ -8,24 +8,27 @@ they become XML is ``soap.py``'s business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Final
 
 from simulator.codes import (
     CHANNEL_BY_ACTIVATION,
+    DEFAULT_ACTIVATION_INTERVAL,
     DEFAULT_KMS_PORT,
     EDITIONS,
+    KMS_SERVER_THRESHOLD,
     OFFICE_APP_ID,
     PRODUCT_TYPES,
     SPARE_EDITIONS,
     SPP_SOURCE,
     WINDOWS_APP_ID,
     hresult_text,
+    is_failure,
 )
 from simulator.generator import stable_guid
-from simulator.scenario import Host, fqdn
+from simulator.scenario import Host, KmsCounters, fqdn, kms_role
 
 CimValue = str | int | bool | datetime | list[str] | list[int] | None
 NEVER: Final = datetime(1601, 1, 1, tzinfo=UTC)  # how SPP reports an unset date
@@ -62,7 +65,8 @@ class HostContext:
     host: Host
     now: datetime
     kms_port: int = DEFAULT_KMS_PORT
-    kms_addresses: dict[str, str] | None = None
+    kms_addresses: Mapping[str, str] | None = None  # KMS host FQDN -> address
+    addresses: Mapping[str, str] | None = None  # every fleet host's FQDN (and retired KMS names) -> address
 
 
 def _instance(class_name: str, props: Iterable[Prop]) -> Instance:
@@ -71,6 +75,16 @@ def _instance(class_name: str, props: Iterable[Prop]) -> Instance:
 
 def os_caption(host: Host) -> str:
     return host.os_caption or EDITIONS[host.edition].caption
+
+
+def served_kms_machine(host: Host, addresses: Mapping[str, str] | None = None) -> str:
+    """``KeyManagementServiceMachine`` as the client shows it: the pinned FQDN, its short computer
+    name, or the fleet address of that machine (``kms_machine_form``)."""
+    if not host.kms_machine or host.kms_machine_form == "fqdn":
+        return host.kms_machine
+    if host.kms_machine_form == "name":
+        return host.kms_machine.split(".", 1)[0].upper()
+    return (addresses or {}).get(host.kms_machine.lower(), host.kms_machine)
 
 
 def channel_of(host: Host) -> tuple[str | None, str]:
@@ -89,7 +103,8 @@ def licensing_products(ctx: HostContext) -> list[Instance]:
     products = [_spare_product(ctx, name) for name in SPARE_EDITIONS[: host.extra_products]]
     if host.activation != "none":
         products.insert(host.extra_products // 2, _windows_product(ctx))
-    products.append(_office_product(ctx))
+    office_kms = host.kms if kms_role(host) == "office" else None
+    products.append(_office_product(ctx) if office_kms is None else _office_kms_host_product(ctx, office_kms))
     return products
 
 
@@ -136,7 +151,9 @@ def _kms_client_props(ctx: HostContext) -> dict[str, Prop]:
     discovered = host.discovered_kms
     address = (ctx.kms_addresses or {}).get(discovered.lower(), "") if discovered else ""
     return {
-        "KeyManagementServiceMachine": Prop("KeyManagementServiceMachine", "string", host.kms_machine),
+        "KeyManagementServiceMachine": Prop(
+            "KeyManagementServiceMachine", "string", served_kms_machine(host, ctx.addresses)
+        ),
         "KeyManagementServicePort": Prop("KeyManagementServicePort", "uint32", ctx.kms_port if host.kms_machine else 0),
         "DiscoveredKeyManagementServiceMachineName": Prop(
             "DiscoveredKeyManagementServiceMachineName", "string", discovered
@@ -151,15 +168,20 @@ def _kms_client_props(ctx: HostContext) -> dict[str, Prop]:
         "KeyManagementServiceProductKeyID": Prop(
             "KeyManagementServiceProductKeyID", "string", "06401-00206-271-392853-03-1033-20348.0000-0452024"
         ),
-        "VLActivationInterval": Prop("VLActivationInterval", "uint32", 120),
-        "VLRenewalInterval": Prop("VLRenewalInterval", "uint32", 10080),
+        "VLActivationInterval": Prop("VLActivationInterval", "uint32", DEFAULT_ACTIVATION_INTERVAL),
+        "VLRenewalInterval": Prop("VLRenewalInterval", "uint32", host.renewal_interval),
     }
 
 
 def _kms_host_props(ctx: HostContext) -> dict[str, Prop]:
+    """The Windows KMS host counters of the host's Windows product (none unless it is the KMS host)."""
     kms = ctx.host.kms
-    if kms is None or ctx.host.activation != "KMS host":
+    if kms is None or kms_role(ctx.host) != "windows":
         return {}
+    return _kms_counter_props(kms)
+
+
+def _kms_counter_props(kms: KmsCounters) -> dict[str, Prop]:
     return {
         "IsKeyManagementServiceMachine": Prop("IsKeyManagementServiceMachine", "uint32", 1),
         "KeyManagementServiceCurrentCount": Prop("KeyManagementServiceCurrentCount", "uint32", kms.current_count),
@@ -171,7 +193,7 @@ def _kms_host_props(ctx: HostContext) -> dict[str, Prop]:
         "KeyManagementServiceNonGenuineGraceRequests": Prop(
             "KeyManagementServiceNonGenuineGraceRequests", "uint32", kms.non_genuine_requests
         ),
-        "RequiredClientCount": Prop("RequiredClientCount", "uint32", 5),
+        "RequiredClientCount": Prop("RequiredClientCount", "uint32", KMS_SERVER_THRESHOLD),
     }
 
 
@@ -191,6 +213,20 @@ def _office_product(ctx: HostContext) -> Instance:
         LicenseStatus=Prop("LicenseStatus", "uint32", 5),
         LicenseStatusReason=Prop("LicenseStatusReason", "uint32", 0xC004F074),
     )
+    return _instance("SoftwareLicensingProduct", props.values())
+
+
+def _office_kms_host_product(ctx: HostContext, kms: KmsCounters) -> Instance:
+    """An Office KMS host key (CSVLK) installed beside a Windows product of another type: its own counters."""
+    props = _product_common(ctx, "Office 21, Office21VL_KMS_Host edition", OFFICE_APP_ID)
+    props.update(
+        Description=Prop("Description", "string", "Office 21, VOLUME_KMS channel"),
+        PartialProductKey=Prop("PartialProductKey", "string", "QJ3KW"),
+        ProductKeyChannel=Prop("ProductKeyChannel", "string", "Volume:CSVLK"),
+        LicenseStatus=Prop("LicenseStatus", "uint32", 1),
+        LicenseStatusReason=Prop("LicenseStatusReason", "uint32", 0),
+    )
+    props.update(_kms_counter_props(kms))
     return _instance("SoftwareLicensingProduct", props.values())
 
 
@@ -238,7 +274,7 @@ def _product_common(ctx: HostContext, edition_name: str, app_id: str) -> dict[st
 
 def licensing_service(ctx: HostContext) -> Instance:
     host = ctx.host
-    kms = host.kms if host.activation == "KMS host" else None
+    kms = host.kms if kms_role(host) else None  # machine-wide: set for any application's KMS host
     oem_key = "XXXXX-XXXXX-XXXXX-XXXXX-" + _partial_key(host) if host.activation == "OEM" else ""
     specs: list[tuple[str, str, CimValue]] = [
         ("ClientMachineID", "string", stable_guid("cmid", host.name)),
@@ -253,7 +289,7 @@ def licensing_service(ctx: HostContext) -> Instance:
         ("KeyManagementServiceLicensedRequests", "uint32", kms.licensed_requests if kms else 0),
         ("KeyManagementServiceListeningPort", "uint32", ctx.kms_port if kms else 0),
         ("KeyManagementServiceLookupDomain", "string", None), ("KeyManagementServiceLowPriority", "boolean", False),
-        ("KeyManagementServiceMachine", "string", host.kms_machine or None),
+        ("KeyManagementServiceMachine", "string", served_kms_machine(host, ctx.addresses) or None),
         ("KeyManagementServiceNonGenuineGraceRequests", "uint32", kms.non_genuine_requests if kms else 0),
         ("KeyManagementServiceNotificationRequests", "uint32", 0),
         ("KeyManagementServiceOOBGraceRequests", "uint32", 0),
@@ -264,11 +300,13 @@ def licensing_service(ctx: HostContext) -> Instance:
         ("KeyManagementServiceUnlicensedRequests", "uint32", 0),
         ("OA3xOriginalProductKey", "string", oem_key), ("OA3xOriginalProductKeyDescription", "string", ""),
         ("OA3xOriginalProductKeyPkPn", "string", ""), ("PolicyCacheRefreshRequired", "uint32", 0),
-        ("RemainingWindowsReArmCount", "uint32", 1001), ("RequiredClientCount", "uint32", 5 if kms else 0),
+        ("RemainingWindowsReArmCount", "uint32", 1001),
+        ("RequiredClientCount", "uint32", KMS_SERVER_THRESHOLD if kms else 0),
         ("TokenActivationAdditionalInfo", "string", None), ("TokenActivationCertificateThumbprint", "string", None),
         ("TokenActivationGrantNumber", "uint32", 0), ("TokenActivationILID", "string", None),
         ("TokenActivationILVID", "uint32", 0), ("Version", "string", EDITIONS[host.edition].version + ".1000"),
-        ("VLActivationInterval", "uint32", 120), ("VLRenewalInterval", "uint32", 10080),
+        ("VLActivationInterval", "uint32", DEFAULT_ACTIVATION_INTERVAL),
+        ("VLRenewalInterval", "uint32", host.renewal_interval),
     ]  # fmt: skip
     return _instance("SoftwareLicensingService", (Prop(n, t, v) for n, t, v in specs))
 
@@ -371,13 +409,15 @@ def _spp_message(ctx: HostContext, code: int, hr: int) -> str:
                 f"Command-line arguments:\r\nRuleId=eeba1977-569e-4571-b639-7623d8bfecc0;Action=AutoActivate;"
                 f"AppId={WINDOWS_APP_ID};SkuId={stable_guid(ctx.host.edition, 'sku')};NotificationInterval=1440;"
                 "Trigger=TimerEvent")  # fmt: skip
-    target = (ctx.host.kms_machine or ctx.host.discovered_kms or "kms").lower()
+    target = (served_kms_machine(ctx.host, ctx.addresses) or ctx.host.discovered_kms or "kms").lower()
     if code == 12288:
         return (f"The client has sent an activation request to the key management service machine.\r\nInfo:\r\n"
                 f"{hresult_text(hr)}, 0x00000000, {target}:{ctx.kms_port}, {stable_guid('cmid', ctx.host.name)}, "
                 f"{ctx.now:%Y/%m/%d %H:%M}, 0, 2, 43200, {stable_guid(ctx.host.edition, 'sku')}, 25")  # fmt: skip
+    bound = 0 if is_failure(hr) else 1
     return (f"The client has processed an activation response from the key management service machine.\r\nInfo:\r\n"
-            f"{hresult_text(hr)}, 0x00000000, 1, 0, 50, 120, 10080, {ctx.now:%Y/%m/%d %H:%M}")  # fmt: skip
+            f"{hresult_text(hr)}, 0x00000000, {bound}, 0, 50, {DEFAULT_ACTIVATION_INTERVAL}, "
+            f"{ctx.host.renewal_interval}, {ctx.now:%Y/%m/%d %H:%M}")  # fmt: skip
 
 
 def _event_instance(ctx: HostContext, record: int, minutes_ago: int, code: int, source: str, message: str) -> Instance:

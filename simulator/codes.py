@@ -18,8 +18,12 @@ SPP_SOURCE: Final = "Microsoft-Windows-Security-SPP"
 KMS_CLIENT_THRESHOLD: Final = 25
 KMS_SERVER_THRESHOLD: Final = 5
 KMS_COUNT_CAP: Final = 50
+KMS_SERVER_COUNT_CAP: Final = 10  # a KMS host only servers contact keeps 2 x 5 machines
 CLOCK_SKEW_LIMIT_S: Final = 4 * 3600
 DEFAULT_KMS_PORT: Final = 1688
+VOLUME_VALIDITY_MINUTES: Final = 180 * 24 * 60  # a KMS activation lasts 180 days
+DEFAULT_RENEWAL_INTERVAL: Final = 7 * 24 * 60  # VLRenewalInterval: a KMS client renews every 7 days
+DEFAULT_ACTIVATION_INTERVAL: Final = 120  # VLActivationInterval: retries every 2 hours while unactivated
 
 LICENSE_STATUS_NAMES: Final = (
     "Unlicensed",
@@ -46,7 +50,7 @@ class CodeProfile:
     activation: str
     license_status: int
     source: str  # "status" (LicenseStatusReason) or "event" (Security-SPP event 8198)
-    cause: str  # kms_count | clock | dns | kms_port | kms_unlicensed | grace | none
+    cause: str  # kms_count | clock | dns | kms_port | kms_unlicensed | kms_old | grace | none
 
 
 def _p(code: int, activation: str, status: int, source: str, cause: str = "none") -> CodeProfile:
@@ -77,7 +81,7 @@ CODE_PROFILES: Final[tuple[CodeProfile, ...]] = (
     _p(0xC004F038, "KMS client", 2, "status", "kms_count"),
     _p(0xC004F039, "KMS client", 2, "status", "kms_port"),
     _p(0xC004F041, "KMS client", 2, "status", "kms_unlicensed"),
-    _p(0xC004F042, "KMS client", 2, "status"),
+    _p(0xC004F042, "KMS client", 2, "status", "kms_old"),
     _p(0xC004F050, "MAK", 2, "status"),
     _p(0xC004F051, "MAK", 2, "status"),
     _p(0xC004F064, "MAK", 5, "status", "grace"),
@@ -120,8 +124,12 @@ EDITIONS: Final[dict[str, Edition]] = {
                 "ServerStandard edition", "VOLUME_KMS_WS19"),
         Edition("ws2016-std", "Microsoft Windows Server 2016 Standard", "10.0.14393", "server", 7,
                 "ServerStandard edition", "VOLUME_KMS_2016"),
+        Edition("ws2012r2-std", "Microsoft Windows Server 2012 R2 Standard", "6.3.9600", "server", 7,
+                "ServerStandard edition", "VOLUME_KMS_R2_C"),
     )
 }  # fmt: skip
+# Editions the generator gives only to the hosts a scenario case needs (never to ordinary hosts).
+LEGACY_EDITIONS: Final = frozenset({"ws2012r2-std"})
 
 # Other editions every Windows image carries as unlicensed SKUs without a key.
 SPARE_EDITIONS: Final = (
@@ -155,3 +163,8 @@ def hresult_text(value: int) -> str:
 def is_failure(value: int) -> bool:
     """True when the HRESULT severity bit is set."""
     return bool(value & 0x80000000)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"6.3.9600"`` -> ``(6, 3, 9600)``, for comparing Windows versions."""
+    return tuple(int(part) for part in version.split(".") if part.isdigit())

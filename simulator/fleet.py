@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from simulator import truth
-from simulator.scenario import Host, Scenario, apply_step, fqdn
+from simulator.scenario import Host, Scenario, apply_step, fqdn, kms_role
 
 INVENTORY_HEADER: Final = ("host", "port", "scheme", "transport", "credential", "site", "tags")
 SPN_HEADER: Final = (*INVENTORY_HEADER, "spn")
@@ -63,6 +63,14 @@ class FleetPlan:
         }
         self._hosts = {h.name: h for h in scenario.hosts}
         self._by_address = {self.addresses[h.name]: h.name for h in scenario.hosts}
+        self._index_names()
+
+    def _index_names(self) -> None:
+        """FQDN -> address maps, rebuilt whenever the scenario moves on (each request reads them)."""
+        named = {fqdn(h): self.addresses[h.name] for h in reversed(self.scenario.hosts)}  # the first host wins
+        kms = {fqdn(h): self.addresses[h.name] for h in reversed(self.scenario.hosts) if kms_role(h)}
+        self._fqdn_addresses = {**self.retired_addresses, **named}
+        self._kms_addresses = {**self.retired_addresses, **kms}
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -90,8 +98,11 @@ class FleetPlan:
 
     def kms_addresses(self) -> dict[str, str]:
         """FQDN -> address for every KMS host (and retired KMS names, which nothing answers on)."""
-        found = {fqdn(h): self.addresses[h.name] for h in self.scenario.hosts if h.kms is not None}
-        return {**self.retired_addresses, **found}
+        return self._kms_addresses
+
+    def fqdn_addresses(self) -> dict[str, str]:
+        """FQDN -> address for every host (and retired KMS names): how a client pinned by address names one."""
+        return self._fqdn_addresses
 
     def a_records(self) -> dict[str, str]:
         records = {fqdn(h): self.addresses[h.name] for h in self.scenario.hosts if _dns_safe(fqdn(h))}
@@ -103,7 +114,9 @@ class FleetPlan:
 
     def listening_kms(self) -> frozenset[str]:
         return frozenset(
-            fqdn(h) for h in self.scenario.hosts if h.kms is not None and h.kms.listening and h.fault != "refused"
+            fqdn(h)
+            for h in self.scenario.hosts
+            if kms_role(h) and h.kms is not None and h.kms.listening and h.fault != "refused"
         )
 
     # --- moving on -----------------------------------------------------------------------------
@@ -117,6 +130,7 @@ class FleetPlan:
                 self.step = min(self.step + 1, len(scenario.steps))
             self.scenario = scenario
             self._hosts = {h.name: h for h in scenario.hosts}
+            self._index_names()
             return self.step
 
     # --- outputs -------------------------------------------------------------------------------

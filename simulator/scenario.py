@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from simulator.codes import ACTIVATION_TYPES, EDITIONS, PRODUCT_TYPES
+from simulator.codes import ACTIVATION_TYPES, DEFAULT_RENEWAL_INTERVAL, EDITIONS, PRODUCT_TYPES
 
 FAULTS: Final = (
     "",
@@ -100,6 +100,13 @@ class WinrmService:
 
 
 TRANSPORTS: Final = ("negotiate", "kerberos", "ntlm", "basic")
+# How a client's ``KeyManagementServiceMachine`` names its pinned KMS host (``kms_machine`` is always
+# the FQDN): as the FQDN, as the short computer name (resolved in the client's own domain), or as the
+# fleet address of the machine with that FQDN.
+KMS_MACHINE_FORMS: Final = ("fqdn", "name", "address")
+# Which application's KMS host key a host's ``kms`` counters belong to.
+KMS_APPS: Final = ("windows", "office")
+RENEWAL_INTERVAL_RANGE: Final = (15, 30 * 24 * 60)  # what slmgr /sri accepts, in minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +125,13 @@ class Host:
     grace_minutes: int = 0
     kms_machine: str = ""
     discovered_kms: str = ""
+    kms_machine_form: str = "fqdn"
+    renewal_interval: int = DEFAULT_RENEWAL_INTERVAL
     events: tuple[SppEvent, ...] = ()
     clock_offset_s: int = 0
     tz_minutes: int = 480
     kms: KmsCounters | None = None
+    kms_app: str = "windows"
     fault: str = ""
     latency_ms: int = 0
     scheme: str = "http"
@@ -179,6 +189,16 @@ def fqdn(host: Host) -> str:
     return f"{host.computer_name}.{host.domain}".lower()
 
 
+def kms_role(host: Host) -> str:
+    """``windows`` when the host's Windows product is a KMS host, ``office`` when only an Office KMS
+    host product is, else ""."""
+    if host.activation == "KMS host" and host.kms is not None:
+        return "windows"
+    if host.kms is not None and host.kms_app == "office":
+        return "office"
+    return ""
+
+
 # --- loading ---------------------------------------------------------------------------------
 
 
@@ -207,15 +227,28 @@ def from_data(data: Any) -> Scenario:
     domains = tuple(_domain(d, f"$.domains[{i}]") for i, d in enumerate(_list(root.get("domains", []), "$.domains")))
     names = {h.name for h in hosts}
     steps = tuple(_step(s, f"$.steps[{i}]", names) for i, s in enumerate(_list(root.get("steps", []), "$.steps")))
+    retired = tuple(_str(x, "$.retired_kms[]") for x in _list(root.get("retired_kms", []), "$.retired_kms"))
+    _check_addressed_pins(hosts, retired)
     return Scenario(
         name=_str(root.get("name", "scenario"), "$.name"),
         seed=_int(root.get("seed", 0), "$.seed"),
         hosts=hosts,
         domains=domains,
-        retired_kms=tuple(_str(x, "$.retired_kms[]") for x in _list(root.get("retired_kms", []), "$.retired_kms")),
+        retired_kms=retired,
         steps=steps,
         notes=_mapping(root.get("notes", {}), "$.notes"),
     )
+
+
+def _check_addressed_pins(hosts: tuple[Host, ...], retired: tuple[str, ...]) -> None:
+    """A KMS host pinned by address must be a machine the fleet gives an address to."""
+    known = {fqdn(h) for h in hosts} | {name.lower() for name in retired}
+    for i, host in enumerate(hosts):
+        if host.kms_machine_form == "address" and host.kms_machine.lower() not in known:
+            raise ScenarioError(
+                f"$.hosts[{i}].kms_machine: expected the FQDN of a fleet host or retired KMS name "
+                f"for kms_machine_form 'address', got {host.kms_machine!r}"
+            )
 
 
 _HOST_FIELDS: Final = {f.name: f for f in dataclasses.fields(Host)}
@@ -252,6 +285,25 @@ def _check_host(host: Host, path: str) -> None:
         (host.transport != "basic" or host.winrm.basic, "winrm", "basic enabled for a host polled with Basic"),
         (host.activation != "KMS host" or host.kms is not None, "kms", "counters for a KMS host"),
         (isinstance(host.grace_minutes, int) and host.grace_minutes >= 0, "grace_minutes", ">= 0"),
+        (host.kms_machine_form in KMS_MACHINE_FORMS, "kms_machine_form", f"one of {list(KMS_MACHINE_FORMS)}"),
+        (host.kms_machine_form == "fqdn" or bool(host.kms_machine), "kms_machine", "a pinned KMS host FQDN"),
+        (
+            host.kms_machine_form != "name" or host.kms_machine.lower().endswith("." + host.domain.lower()),
+            "kms_machine",
+            "a KMS host in the client's own domain for kms_machine_form 'name'",
+        ),
+        (
+            isinstance(host.renewal_interval, int)
+            and RENEWAL_INTERVAL_RANGE[0] <= host.renewal_interval <= RENEWAL_INTERVAL_RANGE[1],
+            "renewal_interval",
+            f"{RENEWAL_INTERVAL_RANGE[0]}-{RENEWAL_INTERVAL_RANGE[1]} minutes",
+        ),
+        (host.kms_app in KMS_APPS, "kms_app", f"one of {list(KMS_APPS)}"),
+        (
+            host.kms_app != "office" or (host.kms is not None and host.activation != "KMS host"),
+            "kms_app",
+            "counters and a Windows product that is no KMS host for an Office-only KMS host",
+        ),
     )
     for ok, name, expected in checks:
         if not ok:

@@ -397,7 +397,7 @@ class FleetServer:
         return verdict
 
     def _reply(self, body: bytes, host: Host) -> tuple[int, bytes]:
-        ctx = HostContext(host, self.now(), self.plan.ports.kms, self.plan.kms_addresses())
+        ctx = HostContext(host, self.now(), self.plan.ports.kms, self.plan.kms_addresses(), self.plan.fqdn_addresses())
         status, reply = self.service.handle(body, ctx)
         return _inject(host.fault, status, reply, host)
 

@@ -212,14 +212,23 @@ def _derive(items: list[dict], service: dict, events: list[dict]) -> tuple[str, 
     reason = int(product["LicenseStatusReason"][0])
     if reason & 0x80000000:
         return kind, status, f"0x{reason:08X}"
-    return kind, status, "" if status == "Licensed" else _event_code(events)
+    # A licensed KMS client more than one renewal interval and a day behind is failing to renew.
+    interval = int(product["VLRenewalInterval"][0] or 0)
+    renewing = kind != "KMS client" or int(product["GracePeriodRemaining"][0]) >= 180 * 1440 - interval - 1440
+    return kind, status, "" if status == "Licensed" and renewing else _event_code(events)
 
 
 def _event_code(events: list[dict]) -> str:
-    for event in sorted(events, key=lambda e: e["TimeGenerated"][0], reverse=True):
-        match = re.search(r"hr=0x([0-9A-Fa-f]{8})", event["Message"][0])
-        if match and int(match.group(1), 16) & 0x80000000:
+    """The newest failing 8198 or 12289, unless a successful 12289 came after it."""
+    for event in sorted(events, key=lambda e: (e["TimeGenerated"][0], int(e["RecordNumber"][0])), reverse=True):
+        message = event["Message"][0]
+        pattern = r"hr=0x([0-9A-Fa-f]{8})" if event["EventCode"] == ["8198"] else r"Info:\r?\n0x([0-9A-Fa-f]{8})"
+        match = re.search(pattern, message)
+        if match is None or event["EventCode"] == ["12288"]:
+            continue
+        if int(match.group(1), 16) & 0x80000000:
             return "0x" + match.group(1).upper()
+        return ""  # a successful 12289 supersedes every older failure
     return ""
 
 
@@ -262,6 +271,11 @@ def test_truth_file_rows_have_the_contract_fields(sim_fleet):
         "product_type",
         "os",
         "kms_host",
+        "renewal_failing",
+        "kms_host_trace",
+        "kms_host_verdict",
+        "kms_role",
+        "kms_clients",
     }
     assert all(needed <= set(r) for r in rows)
     inventory = sim_fleet.inventory_path.read_text(encoding="utf-8").splitlines()
