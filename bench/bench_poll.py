@@ -4,9 +4,10 @@ Starts ``python -m simulator serve`` in its own process (20 ms added to every re
 runs ``python -m collectors poll`` as its own process over the healthy hosts into a fresh SQLite
 database, and reports what that whole process tree cost, start-up included, the way ``/usr/bin/time``
 does: ``os.wait4`` of the poll process gives its CPU plus that of the worker processes it reaped. The
-simulator's CPU is not counted. Figures: hosts/s, HTTP requests and connections per host, CPU ms per
-host, peak RSS; then the obvious pywinrm baseline (a sequential ``winrm.Session(...).run_ps`` with
-``Get-CimInstance`` per host) on a sample, and the database write rate.
+simulator's CPU is not counted. Figures: hosts/s, HTTP requests and connections per host, SPP event
+log reads per 1,000 hosts (and how many only the renewal watch asked for), CPU ms per host, peak RSS;
+then the obvious pywinrm baseline (a sequential ``winrm.Session(...).run_ps`` with ``Get-CimInstance``
+per host) on a sample, and the database write rate.
 
     python bench/bench_poll.py --hosts 2000 --latency-ms 20              # Negotiate/NTLM, sealed over HTTP
     python bench/bench_poll.py --hosts 2000 --latency-ms 20 --processes 1
@@ -112,6 +113,9 @@ def poll_process(inventory: Path, env: dict[str, str], args: argparse.Namespace,
         "cpu_ms_per_host": round(cpu * 1000 / n, 2),
         "requests_per_host": round(summary["http_requests"] / n, 2),
         "connections_per_host": round(summary["connections"] / n, 2),
+        # SPP event log reads per 1,000 hosts; the renewal watch's share is the reads it alone asked for
+        "event_reads_per_1000_hosts": round(summary["event_reads"] * 1000 / n, 1),
+        "renewal_event_reads_per_1000_hosts": round(summary["renewal_event_reads"] * 1000 / n, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
     }
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-from models import queries, store
+from models import kms, queries, store
 from models.db import make_engine, upgrade
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, Severity
 from models.export import write_csv
@@ -132,7 +132,7 @@ def page_queries(engine: Engine) -> dict[str, Callable[[], Any]]:
             lambda c: queries.grace_expiring(c, within_days=14),
             lambda c: queries.last_completed_run(c),
         ),
-        "kms_hosts": run(lambda c: queries.kms_hosts(c), lambda c: queries.kms_count_history(c, "h3")),
+        "kms_hosts": run(lambda c: kms.kms_hosts(c), lambda c: kms.kms_count_history(c, "h3")),
         "hosts (unfiltered page)": run(
             lambda c: queries.host_count(c, HostFilter()),
             lambda c: queries.host_page(c, HostFilter()),

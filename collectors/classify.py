@@ -6,15 +6,20 @@ functions over ``parse`` records; probes and findings belong to ``diagnose``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 
 from collectors.parse import LicensingProduct, LicensingService, SppEvent
 from collectors.wmi import WINDOWS_APP_ID
+from knowledge.kms import ACTIVATION_VALIDITY, INTERVAL_MAX, INTERVAL_MIN, RENEWAL_INTERVAL
 from models.enums import ActivationType, LicenseStatus
 from models.records import ProductState
 
 SEVERITY_BIT = 0x80000000
 ERROR_SOURCE_STATUS = "status"
 ERROR_SOURCE_EVENT = "event"
+KMS_RESPONSE_EVENT = 12289  # a KMS client processed its KMS host's answer; field 1 is the result
+# A renewal counts as missed once the validity left is a day below what one missed interval leaves.
+RENEWAL_MARGIN = timedelta(days=1)
 
 _DESCRIPTION_CHANNELS = (
     ("VOLUME_KMSCLIENT", ActivationType.KMS_CLIENT),
@@ -97,29 +102,65 @@ def license_status(value: int | None) -> LicenseStatus:
 def error_code(
     product: LicensingProduct, status: LicenseStatus, events: Sequence[SppEvent]
 ) -> tuple[str | None, str | None]:
-    """The product's error code and where it came from (``status`` or ``event``), or ``(None, None)``."""
+    """The product's error code and where it came from (``status`` or ``event``), or ``(None, None)``.
+
+    A Licensed product has none, unless it is a KMS client whose renewals are failing: then the
+    failure of its current renewal attempts is its code.
+    """
     if is_error(product.license_status_reason):
         return format_code(product.license_status_reason or 0), ERROR_SOURCE_STATUS
-    if status is LicenseStatus.LICENSED:
+    if status is LicenseStatus.LICENSED and not renewal_overdue(product):
         return None, None
-    event = latest_failed_event(events)
+    event = current_failure(events)
     if event is None or event.hresult is None:
         return None, None
     return format_code(event.hresult), ERROR_SOURCE_EVENT
 
 
-def latest_failed_event(events: Sequence[SppEvent]) -> SppEvent | None:
-    """The newest SPP event whose HRESULT is a failure."""
-    failed = [e for e in events if is_error(e.hresult)]
-    if not failed:
-        return None
-    return max(failed, key=lambda e: (e.time_generated is not None, e.time_generated, e.record_number))
+def current_failure(events: Sequence[SppEvent]) -> SppEvent | None:
+    """The newest failing SPP event, unless a later KMS response (12289) reported success.
+
+    A failure that a later successful attempt superseded is history, not the host's current error.
+    """
+    for event in sorted(events, key=_event_order, reverse=True):
+        if is_error(event.hresult):
+            return event
+        if event.event_code == KMS_RESPONSE_EVENT and event.hresult is not None:
+            return None
+    return None
 
 
-def needs_events(products: Sequence[LicensingProduct]) -> bool:
-    """Whether an error code can only come from the SPP event log (also when no key is installed)."""
+def _event_order(event: SppEvent) -> tuple[bool, object, int]:
+    return event.time_generated is not None, event.time_generated, event.record_number
+
+
+def renewal_threshold(product: LicensingProduct) -> timedelta:
+    """The validity a KMS client has left once it missed a renewal: 180 days less its interval, less a margin."""
+    minutes = product.renewal_interval_minutes
+    interval = timedelta(minutes=minutes) if minutes else RENEWAL_INTERVAL
+    if not INTERVAL_MIN <= interval <= INTERVAL_MAX:
+        interval = RENEWAL_INTERVAL
+    return ACTIVATION_VALIDITY - interval - RENEWAL_MARGIN
+
+
+def renewal_overdue(product: LicensingProduct) -> bool:
+    """Whether a Licensed KMS client's validity shows missed renewals (a healthy one stays above 172 days)."""
+    if license_status(product.license_status) is not LicenseStatus.LICENSED or product.grace_minutes is None:
+        return False
+    if activation_type(product, None) is not ActivationType.KMS_CLIENT or product.grace_minutes <= 0:
+        return False
+    return timedelta(minutes=product.grace_minutes) < renewal_threshold(product)
+
+
+def needs_events(products: Sequence[LicensingProduct], *, renewals: bool = True) -> bool:
+    """Whether an error code can only come from the SPP event log (also when no key is installed).
+
+    Besides products that are not licensed, a licensed KMS client whose renewals are overdue needs
+    them (unless ``renewals`` is false): its failing renewals show there and nowhere else.
+    """
     return not products or any(
-        license_status(p.license_status) is not LicenseStatus.LICENSED and not is_error(p.license_status_reason)
+        (license_status(p.license_status) is not LicenseStatus.LICENSED or (renewals and renewal_overdue(p)))
+        and not is_error(p.license_status_reason)
         for p in products
     )
 
@@ -130,9 +171,11 @@ def product_state(
     """Classify one Windows product."""
     status = license_status(product.license_status)
     code, source = error_code(product, status, events)
+    kind = activation_type(product, service)
     return ProductState(
+        renewal_failing=status is LicenseStatus.LICENSED and code is not None and kind is ActivationType.KMS_CLIENT,
         product_id=product.id,
-        activation_type=activation_type(product, service),
+        activation_type=kind,
         license_status=status,
         name=product.name,
         description=product.description,
@@ -149,8 +192,8 @@ def product_state(
 
 
 def no_key_state(events: Sequence[SppEvent]) -> ProductState:
-    """The state of a host with no Windows key installed: ``unknown``, ``Unlicensed``, the newest failed event."""
-    event = latest_failed_event(events)
+    """The state of a host with no Windows key installed: ``unknown``, ``Unlicensed``, its current failure."""
+    event = current_failure(events)
     code = format_code(event.hresult) if event is not None and event.hresult is not None else None
     return ProductState(
         product_id="",

@@ -34,7 +34,7 @@ from collectors.probes import Probes
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
 from config.settings import ConfigError, Settings, load_settings
-from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
+from models.enums import ActivationType, FailureClass, HostState, ProductType
 from models.filters import HostFilter
 
 EXIT_OK = 0
@@ -262,6 +262,9 @@ def summary_table(summary: RunSummary) -> Table:
     rows += [(f"error {code}", str(n)) for code, n in summary.error_codes.most_common(10)]
     rows += [(f"signed in with {name}", str(n)) for name, n in sorted(summary.signin.items())]
     rows += [(f"not read: {name}", f"{n} hosts (fields missing)") for name, n in sorted(summary.unread_classes.items())]
+    if summary.event_reads:
+        renewals = f" ({summary.renewal_event_reads} for failing renewals)" if summary.renewal_event_reads else ""
+        rows.append(("event logs read", f"{summary.event_reads}{renewals}"))
     if summary.batches_spooled:
         rows.append(("spooled batches", f"{summary.batches_spooled} ({summary.database_error})"))
     if summary.stopped_by:
@@ -306,6 +309,12 @@ def export(
         str | None,
         typer.Option("--filter", help="The dashboard's URL query, e.g. 'code=0xC004F074&site=Taipei'."),
     ] = None,
+    include_at_risk: Annotated[
+        bool,
+        typer.Option(
+            "--include-at-risk", help="Also Licensed KMS clients whose renewals fail (they drop out when they expire)."
+        ),
+    ] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout).")] = None,
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
 ) -> None:
@@ -321,6 +330,7 @@ def export(
         "stale": [] if stale_hours is None else [stale_hours],
         "q": [] if search is None else [search],
         "unactivated": ["1"] if unactivated else [],
+        "at_risk": ["1"] if include_at_risk else [],
     }
     try:
         settings = _settings(db_url=db)
@@ -343,15 +353,16 @@ _OPTION_OF_PARAM = {
     "stale": "--stale-hours",
     "q": "--search",
     "unactivated": "--unactivated",
+    "at_risk": "--include-at-risk",
 }
 
-_SINGLE_VALUED = ("stale", "q", "unactivated")
+_SINGLE_VALUED = ("stale", "q", "unactivated", "at_risk")
 _VIEW_ONLY_KEYS = ("lang", "page")
 
 _REJECTED = {
     "code": "not an error code",
     "type": f"not an activation type (one of {', '.join(ActivationType)})",
-    "status": f"not a license status (one of {', '.join(LicenseStatus)})",
+    "status": f"not a license status (one of {', '.join(HostState)})",
     "product": f"not a product type (one of {', '.join(ProductType)})",
     "failure": f"not a failure class (one of {', '.join(FailureClass)})",
     "stale": "not a number of hours from 1 to 8760",

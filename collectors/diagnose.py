@@ -9,14 +9,15 @@ never as a failure.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from collectors.probes import Probes, SrvAnswer, TcpAnswer
 from knowledge.codes import codes_for_check
-from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_DEFAULT_PORT, required_count
+from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_DEFAULT_PORT, can_activate, required_count, windows_name
+from models import identity
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
 from models.records import EvidenceValue, Finding, ProductState
 
@@ -25,7 +26,9 @@ CHECK_CLOCK_SKEW = "clock_skew"
 CHECK_DNS_SRV = "dns_srv"
 CHECK_KMS_PORT = "kms_port"
 CHECK_GRACE = "grace_expiry"
-CHECKS = (CHECK_KMS_COUNT, CHECK_CLOCK_SKEW, CHECK_DNS_SRV, CHECK_KMS_PORT, CHECK_GRACE)
+CHECK_KMS_HOST = "kms_host"
+CHECKS = (CHECK_KMS_COUNT, CHECK_CLOCK_SKEW, CHECK_DNS_SRV, CHECK_KMS_PORT, CHECK_GRACE, CHECK_KMS_HOST)
+HOST_RECORD = "kms_host_record"  # evidence key: the inventory name of the KMS host, for a link to it
 
 # The codes each check helps explain, as the knowledge base lists them.
 DNS_CODES = frozenset(codes_for_check(CHECK_DNS_SRV))
@@ -34,6 +37,9 @@ DISCOVERY_CODES = frozenset({"0x8007232B", "0x8007251D", "0x80092328", "0x800700
 PORT_CODES = frozenset(codes_for_check(CHECK_KMS_PORT))
 COUNT_CODES = frozenset(codes_for_check(CHECK_KMS_COUNT))
 SKEW_CODES = frozenset(codes_for_check(CHECK_CLOCK_SKEW))
+# Failures a client's KMS host can cause itself (not activated, too old, not a KMS host at all, too few
+# clients, not reachable), as the knowledge base lists them.
+TRACED_CODES = frozenset(codes_for_check(CHECK_KMS_HOST))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +65,40 @@ class KmsUse:
 
 @dataclass(frozen=True, slots=True)
 class KmsClient:
-    """A KMS client polled in this run, kept for the ``kms_count`` post-pass."""
+    """A KMS client, for the KMS post-pass: the KMS name it uses, its kind, code and Windows version."""
 
     host: str
-    kms_host: str
+    kms_host: str  # the name as the client gives it: FQDN, short name or address
     is_server: bool | None  # None: the host's product type could not be read
     error_code: str | None
+    os_version: str | None = None
+    os_caption: str | None = None
+    domain: str | None = None  # the client's DNS domain: where a short KMS name resolves
 
 
-class KmsCountLike(Protocol):
+class KmsHostLike(Protocol):
+    """What the post-pass knows of the machine a client's KMS name resolves to (``models.kms.KmsHostRecord``)."""
+
     @property
-    def current_count(self) -> int: ...
+    def name(self) -> str: ...
+    @property
+    def current_count(self) -> int | None: ...
+    @property
+    def license_status(self) -> str | None: ...
+    @property
+    def kms_role(self) -> str | None: ...
+    @property
+    def os_version(self) -> str | None: ...
+    @property
+    def os_caption(self) -> str | None: ...
+    @property
+    def last_failure_class(self) -> str | None: ...
+    @property
+    def last_failure_reason(self) -> str | None: ...
+    @property
+    def is_windows_kms_host(self) -> bool: ...
+    @property
+    def unreachable(self) -> bool: ...
 
 
 def diagnose(
@@ -101,8 +130,17 @@ def _kms_network(facts: HostFacts, product: ProductState, probes: Probes, deadli
         findings.append(dns_srv(probes.srv(facts.domain, deadline=deadline), product))
     use = kms_in_use(product)
     if use is not None:
-        findings.append(kms_port(use, probes.tcp(use.host, use.port, deadline=deadline), product.error_code))
+        name = qualified(use.host, facts.domain)
+        findings.append(kms_port(use, probes.tcp(name, use.port, deadline=deadline), product.error_code))
     return findings
+
+
+def qualified(name: str, domain: str | None) -> str:
+    """A short KMS name as the client itself resolves it: with its own DNS domain appended."""
+    key = identity.name_key(name)
+    if key is not None and key.kind == "short" and domain:
+        return f"{key.key}.{domain.strip().rstrip('.').lower()}"
+    return name
 
 
 def depends_on_discovery(product: ProductState) -> bool:
@@ -216,7 +254,9 @@ def grace_expiry(product: ProductState, warning_days: int) -> Finding:
     )
 
 
-def kms_client(host: str, facts: HostFacts) -> KmsClient | None:
+def kms_client(
+    host: str, facts: HostFacts, os_version: str | None = None, os_caption: str | None = None
+) -> KmsClient | None:
     """The post-pass record for a KMS client, naming the KMS host it uses."""
     product = kms_client_product(facts.products)
     if product is None:
@@ -225,26 +265,74 @@ def kms_client(host: str, facts: HostFacts) -> KmsClient | None:
     if use is None:
         return None
     is_server = facts.product_type.is_server if facts.product_type is not None else None
-    return KmsClient(host, use.host, is_server, product.error_code)
+    return KmsClient(host, use.host, is_server, product.error_code, os_version, os_caption, facts.domain)
 
 
-def kms_count(client: KmsClient, counts: Mapping[str, KmsCountLike]) -> Finding | None:
-    """Whether the KMS host the client uses has the count the client needs; None when unknown."""
-    entry = kms_count_entry(client.kms_host, counts)
-    if entry is None:
+def kms_count(client: KmsClient, record: KmsHostLike | None) -> Finding | None:
+    """Whether the Windows KMS host the client uses has the count the client needs; None when unknown."""
+    if record is None or record.current_count is None or not record.is_windows_kms_host:
         return None
-    count = int(entry.current_count)
+    count = int(record.current_count)
     related = client.error_code if client.error_code in COUNT_CODES else None
     if client.is_server is None:
         return _count_for_unknown_kind(client, count, related)
     needed = required_count(client.is_server)
-    evidence: dict[str, EvidenceValue] = {"kms_host": client.kms_host, "current_count": count, "required": needed}
+    evidence: dict[str, EvidenceValue] = {
+        "kms_host": client.kms_host, "current_count": count, "required": needed, HOST_RECORD: record.name
+    }  # fmt: skip
     if count < needed:
         summary = f"KMS host {client.kms_host} has count {count}; this {_kind(client)} needs {needed}"
         return Finding(CHECK_KMS_COUNT, Severity.FAIL, summary, related or "0xC004F038", evidence)
     return Finding(
         CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {needed}", related, evidence
     )
+
+
+def kms_host(client: KmsClient, record: KmsHostLike | None) -> Finding | None:
+    """The stored state of the machine the client's KMS name resolves to, attached to the client's failure.
+
+    Judged only for failures that the KMS host itself can cause; ``evidence["verdict"]`` names the cause
+    found (``unreachable``, ``not_kms_host``, ``not_activated``, ``too_old``) or is empty.
+    """
+    code = client.error_code
+    if code not in TRACED_CODES:
+        return None
+    if record is None:
+        summary = f"KMS host {client.kms_host} is not a polled host: its own state is unknown"
+        return Finding(CHECK_KMS_HOST, Severity.INFO, summary, code, {"kms_host": client.kms_host, "verdict": ""})
+    evidence: dict[str, EvidenceValue] = {
+        "kms_host": client.kms_host,
+        HOST_RECORD: record.name,
+        "license_status": record.license_status,
+        "kms_role": record.kms_role,
+        "os": record.os_caption,
+        "current_count": record.current_count,
+    }
+    verdict, summary = _kms_host_verdict(client, record)
+    evidence["verdict"] = verdict
+    return Finding(CHECK_KMS_HOST, Severity.FAIL if verdict else Severity.OK, summary, code, evidence)
+
+
+def _kms_host_verdict(client: KmsClient, record: KmsHostLike) -> tuple[str, str]:
+    name = record.name
+    if record.unreachable:
+        why = f"{record.last_failure_class}: {record.last_failure_reason}" if record.last_failure_class else ""
+        return "unreachable", f"KMS host {name} could not be polled ({why or 'never read'})"
+    if not record.is_windows_kms_host:
+        role = " for Office only" if record.kms_role == "office" else ""
+        what = f"is a KMS host{role}, not a Windows KMS host" if record.kms_role else "is not a KMS host"
+        return "not_kms_host", f"{name} {what}; this client is pointed at it"
+    if client.error_code == "0xC004F041" and record.license_status != LicenseStatus.LICENSED.value:
+        return "not_activated", f"KMS host {name} is not activated itself ({record.license_status})"
+    if (
+        client.error_code == "0xC004F042"
+        and can_activate(record.os_version, record.os_caption, client.os_version, client.os_caption) is False
+    ):
+        host_os = windows_name(record.os_version, record.os_caption) or record.os_caption
+        client_os = windows_name(client.os_version, client.os_caption) or client.os_caption
+        return "too_old", f"KMS host {name} on {host_os} cannot activate {client_os}"
+    count = "" if record.current_count is None else f", count {record.current_count}"
+    return "", f"KMS host {name}: an activated Windows KMS host{count}"
 
 
 def _count_for_unknown_kind(client: KmsClient, count: int, related: str | None) -> Finding:
@@ -264,16 +352,6 @@ def _count_for_unknown_kind(client: KmsClient, count: int, related: str | None) 
         return Finding(CHECK_KMS_COUNT, Severity.INFO, summary, related, evidence)
     return Finding(CHECK_KMS_COUNT, Severity.OK, f"KMS host {client.kms_host} count {count} >= {workstations}", related,
                    evidence)  # fmt: skip
-
-
-def kms_count_entry(kms_host: str, counts: Mapping[str, KmsCountLike]) -> KmsCountLike | None:
-    """The count of the KMS host named ``kms_host``.
-
-    ``counts`` is keyed by FQDN and by bare computer name, so a bare name (no domain part) finds
-    its host by computer name, while a name with a domain part is looked up only as it is:
-    ``kms01.other.test`` is not the ``kms01`` of another domain.
-    """
-    return counts.get(_name(kms_host))
 
 
 def _kind(client: KmsClient) -> str:

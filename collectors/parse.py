@@ -223,6 +223,28 @@ class LicensingProduct:
     discovered_kms_port: int | None
     is_kms_machine: bool
     ad_activation_object: str | None
+    renewal_interval_minutes: int | None = None  # VLRenewalInterval: how often a KMS client renews
+    kms_counts: KmsCounts | None = None  # this application's KMS host counters, on a KMS host product
+
+
+@dataclass(frozen=True, slots=True)
+class KmsCounts:
+    """A KMS host's counters for one application (``SoftwareLicensingProduct``) or the machine (service)."""
+
+    current_count: int | None
+    total_requests: int | None
+    failed_requests: int | None
+    licensed_requests: int | None
+    non_genuine_requests: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OtherKmsProduct:
+    """A KMS host product of an application other than Windows (Office, most often)."""
+
+    application_id: str | None
+    name: str | None
+    current_count: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,12 +252,8 @@ class LicensingService:
     """The ``SoftwareLicensingService`` properties: KMS host counters and client KMS settings."""
 
     is_kms_machine: bool
-    current_count: int | None
+    counts: KmsCounts  # machine-wide: all applications' KMS host counters together
     required_client_count: int | None
-    total_requests: int | None
-    failed_requests: int | None
-    licensed_requests: int | None
-    non_genuine_requests: int | None
     listening_port: int | None
     dns_publishing: bool | None
     kms_machine: str | None
@@ -288,18 +306,34 @@ def product(instance: WmiInstance) -> LicensingProduct:
         discovered_kms_port=instance.integer("DiscoveredKeyManagementServiceMachinePort"),
         is_kms_machine=bool(instance.boolean("IsKeyManagementServiceMachine")),
         ad_activation_object=instance.text("ADActivationObjectName"),
+        renewal_interval_minutes=instance.integer("VLRenewalInterval"),
+        kms_counts=kms_counts(instance) if instance.boolean("IsKeyManagementServiceMachine") else None,
+    )
+
+
+def other_kms_product(instance: WmiInstance) -> OtherKmsProduct:
+    return OtherKmsProduct(
+        application_id=instance.text("ApplicationID"),
+        name=instance.text("Name"),
+        current_count=instance.integer("KeyManagementServiceCurrentCount"),
+    )
+
+
+def kms_counts(instance: WmiInstance) -> KmsCounts:
+    return KmsCounts(
+        current_count=instance.integer("KeyManagementServiceCurrentCount"),
+        total_requests=instance.integer("KeyManagementServiceTotalRequests"),
+        failed_requests=instance.integer("KeyManagementServiceFailedRequests"),
+        licensed_requests=instance.integer("KeyManagementServiceLicensedRequests"),
+        non_genuine_requests=instance.integer("KeyManagementServiceNonGenuineGraceRequests"),
     )
 
 
 def service(instance: WmiInstance) -> LicensingService:
     return LicensingService(
         is_kms_machine=bool(instance.boolean("IsKeyManagementServiceMachine")),
-        current_count=instance.integer("KeyManagementServiceCurrentCount"),
+        counts=kms_counts(instance),
         required_client_count=instance.integer("RequiredClientCount"),
-        total_requests=instance.integer("KeyManagementServiceTotalRequests"),
-        failed_requests=instance.integer("KeyManagementServiceFailedRequests"),
-        licensed_requests=instance.integer("KeyManagementServiceLicensedRequests"),
-        non_genuine_requests=instance.integer("KeyManagementServiceNonGenuineGraceRequests"),
         listening_port=instance.integer("KeyManagementServiceListeningPort"),
         dns_publishing=instance.boolean("KeyManagementServiceDnsPublishing"),
         kms_machine=instance.text("KeyManagementServiceMachine"),

@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from winrm.exceptions import WinRMOperationTimeoutError, WinRMTransportError, WSManFaultError
 from winrm.protocol import Protocol
 
-from collectors import classify, diagnose, parse, wmi
+from collectors import classify, diagnose, kms_pass, parse, wmi
 from collectors.credentials import Credential, log_to_stderr, missing_reason, redact
 from collectors.errors import WSMAN_ACCESS_DENIED, PollError, ProtocolError, map_transport_errors
 from collectors.inventory import Target
@@ -40,9 +40,9 @@ from collectors.probes import Probes, TcpAnswer
 from collectors.spool import Spool, SpooledBatch
 from collectors.transport import COUNTER, Deadline, ExchangeCounter, WsmanOptions
 from collectors.wsman import ProtocolFactory, close_protocol, enumerate_instances, open_protocol
-from models import db, queries, store
-from models.enums import FailureClass, ProductType, RunStatus
-from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters
+from models import db, store
+from models.enums import ActivationType, FailureClass, ProductType, RunStatus
+from models.records import HostFailure, HostObservation, HostResult, KmsHostCounters
 
 log = logging.getLogger("collectors")
 
@@ -81,6 +81,8 @@ class HostReadings:
     os_received_at: datetime
     missing: tuple[str, ...] = ()
     signin: str | None = None
+    address: str | None = None
+    other_kms: tuple[parse.OtherKmsProduct, ...] = ()  # KMS host products of other applications (Office)
 
 
 # --- one host ------------------------------------------------------------------------------------
@@ -111,10 +113,12 @@ def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostR
         os_instance = parse.first(reader.read(wmi.OPERATING_SYSTEM))
         os_received_at = ctx.now()
         computer = parse.first(reader.read(wmi.COMPUTER_SYSTEM))
-        events = reader.read(wmi.spp_events(ctx.now())) if classify.needs_events(products) else ()
+        events = _read_events(reader, products, ctx)
+        other_kms = reader.read(wmi.OTHER_KMS_PRODUCTS) if _hosts_kms_elsewhere(products, service) else ()
     finally:
         close_protocol(protocol)
     signin = getattr(protocol.transport, "mechanism", None)  # a test's own transport may not say
+    address = getattr(protocol.transport, "address", None)
     return HostReadings(
         products=products,
         service=parse.service(service) if service else None,
@@ -124,7 +128,28 @@ def read_host(target: Target, credential: Credential, ctx: PollContext) -> HostR
         os_received_at=os_received_at,
         missing=tuple(reader.missing),
         signin=signin if isinstance(signin, str) else None,
+        address=address if isinstance(address, str) else None,
+        other_kms=tuple(parse.other_kms_product(i) for i in other_kms),
     )
+
+
+def _read_events(
+    reader: _ClassReader, products: Sequence[parse.LicensingProduct], ctx: PollContext
+) -> tuple[parse.WmiInstance, ...]:
+    """The SPP events, when a product's error code can only come from them (counted for the run's summary)."""
+    if not classify.needs_events(products):
+        return ()
+    COUNTER.event_reads += 1
+    if not classify.needs_events(products, renewals=False):
+        COUNTER.renewal_event_reads += 1
+    return reader.read(wmi.spp_events(ctx.now()))
+
+
+def _hosts_kms_elsewhere(products: Sequence[parse.LicensingProduct], service: parse.WmiInstance | None) -> bool:
+    """A machine-wide KMS host flag with no Windows KMS host product: it hosts KMS for another application."""
+    if service is None or not parse.service(service).is_kms_machine:
+        return False
+    return not any(classify.activation_type(p, None) is ActivationType.KMS_HOST for p in products)
 
 
 class _ClassReader:
@@ -196,14 +221,18 @@ def observe(
         findings=diagnose.diagnose(facts, ctx.probes, grace_warning_days=ctx.grace_warning_days, deadline=deadline),
         signin=readings.signin,
         unread=readings.missing,
+        address=readings.address,
     )
 
 
 def _srv_domain(readings: HostReadings) -> str | None:
+    """The DNS domain a client discovers its KMS host in; a workgroup machine has none to look up."""
     if readings.service and readings.service.lookup_domain:
         return readings.service.lookup_domain
-    # A workgroup machine reports WORKGROUP; its failing SRV lookup is itself the finding.
-    return readings.computer.domain if readings.computer else None
+    computer = readings.computer
+    if computer is None or computer.part_of_domain is False or (computer.domain or "").upper() == "WORKGROUP":
+        return None
+    return computer.domain
 
 
 def _kms_counters(
@@ -215,22 +244,42 @@ def _kms_counters(
     probes: Probes,
     deadline: float | None,
 ) -> KmsHostCounters | None:
+    """The host's KMS counters: its Windows KMS host product's own, else another application's.
+
+    Counts are kept per application: a Windows GVLK server that hosts KMS for Office is not a
+    Windows KMS host, and its machine-wide count is Office's.
+    """
     service = readings.service
+    windows = next((p for p in readings.products if p.kms_counts and p.kms_counts.current_count is not None), None)
     is_host = any(s.activation_type.value == "KMS host" for s in states)
-    if service is None or not (service.is_kms_machine or is_host) or service.current_count is None:
+    if windows is not None and windows.kms_counts is not None:
+        counts, application = windows.kms_counts, "windows"
+    elif service is not None and service.counts.current_count is not None and (service.is_kms_machine or is_host):
+        counts = service.counts
+        application = "windows" if is_host else _other_application(readings.other_kms)
+        if readings.other_kms and readings.other_kms[0].current_count is not None and not is_host:
+            counts = replace(counts, current_count=readings.other_kms[0].current_count)
+    else:
         return None
-    port = service.listening_port or 1688
+    port = (service.listening_port if service else None) or 1688
     name = f"{computer_name}.{domain}" if computer_name and domain else target.host
     return KmsHostCounters(
-        current_count=service.current_count,
-        total_requests=service.total_requests,
-        failed_requests=service.failed_requests,
-        licensed_requests=service.licensed_requests,
-        non_genuine_requests=service.non_genuine_requests,
+        current_count=counts.current_count or 0,
+        total_requests=counts.total_requests,
+        failed_requests=counts.failed_requests,
+        licensed_requests=counts.licensed_requests,
+        non_genuine_requests=counts.non_genuine_requests,
         listening_port=port,
-        dns_publishing=service.dns_publishing,
+        dns_publishing=service.dns_publishing if service else None,
         listening=_listening(probes.tcp(name, port, deadline=deadline)),
+        application=application,
     )
+
+
+def _other_application(products: Sequence[parse.OtherKmsProduct]) -> str:
+    if any((p.application_id or "").lower() == wmi.OFFICE_APP_ID for p in products):
+        return "office"
+    return "other"
 
 
 def _listening(answer: TcpAnswer) -> bool | None:
@@ -285,6 +334,8 @@ class RunSummary:
     signin: Counter[str] = field(default_factory=Counter)
     requests: int = 0  # HTTP requests sent to hosts, worker processes included
     connections: int = 0
+    event_reads: int = 0  # hosts whose SPP event log was read
+    renewal_event_reads: int = 0  # of those, hosts read only because a Licensed KMS client missed renewals
     unread_classes: Counter[str] = field(default_factory=Counter)
     partial_hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the first PARTIAL_SHOWN of them
 
@@ -317,6 +368,8 @@ class RunSummary:
             "signin": dict(sorted(self.signin.items())),
             "http_requests": self.requests,
             "connections": self.connections,
+            "event_reads": self.event_reads,
+            "renewal_event_reads": self.renewal_event_reads,
             "unread_classes": dict(sorted(self.unread_classes.items())),
             "partial_hosts": {host: list(classes) for host, classes in self.partial_hosts.items()},
         }
@@ -398,7 +451,7 @@ class ResultWriter:
             replayed += 1
             # Their kms_count verdicts were never judged: the database was away at the end of their run.
             observations = (r for r in batch.results if isinstance(r, HostObservation))
-            self.replayed_clients.extend(c for c in map(_kms_client, observations) if c is not None)
+            self.replayed_clients.extend(c for c in map(kms_pass.observed_client, observations) if c is not None)
         self.summary.replayed_batches += replayed
         if replayed:
             log.info("replayed %d spooled batch(es)", replayed)
@@ -539,6 +592,8 @@ class _ProcessDispatcher:
         if isinstance(item, _ChildDone):
             COUNTER.connections += item.counter.connections
             COUNTER.requests += item.counter.requests
+            COUNTER.event_reads += item.counter.event_reads
+            COUNTER.renewal_event_reads += item.counter.renewal_event_reads
             self._forget(reader)
             return [None]
         self._unreported[self._readers[reader]].discard(item.host)
@@ -638,7 +693,9 @@ def run_poll(
         summary.duration_s = ctx.monotonic() - started
         summary.requests = COUNTER.requests - exchanges.requests
         summary.connections = COUNTER.connections - exchanges.connections
-        _finish(engine, writer, summary, clients, ctx.now())
+        summary.event_reads = COUNTER.event_reads - exchanges.event_reads
+        summary.renewal_event_reads = COUNTER.renewal_event_reads - exchanges.renewal_event_reads
+        _finish(engine, writer, summary, clients, ctx.now(), ctx.probes)
         if engine is not None:
             engine.dispose()
     return summary
@@ -803,7 +860,7 @@ def _accept(
     pending.append(result)
     summary.count(result)
     if isinstance(result, HostObservation):
-        client = _kms_client(result)
+        client = kms_pass.observed_client(result)
         if client is not None:
             clients.append(client)
     else:
@@ -813,61 +870,25 @@ def _accept(
         on_progress(Progress(summary.hosts_total, done, summary.failed, ctx.monotonic() - started, result))
 
 
-def _kms_client(result: HostObservation) -> diagnose.KmsClient | None:
-    facts = diagnose.HostFacts(
-        result.host, result.domain, result.product_type, result.products, None, result.observed_at
-    )
-    return diagnose.kms_client(result.host, facts)
-
-
 def _finish(
     engine: Engine | None,
     writer: ResultWriter,
     summary: RunSummary,
     clients: Sequence[diagnose.KmsClient],
     now: datetime,
+    probes: Probes | None = None,
 ) -> None:
     if engine is None:
         return
     try:
         writer.replay()
         with engine.begin() as conn:
-            apply_kms_counts(conn, [*clients, *writer.replayed_clients], now)
+            kms_pass.apply_kms_pass(conn, [*clients, *writer.replayed_clients], now, probes)
             if summary.run_id is not None:
                 store.finish_run(conn, summary.run_id, finished_at=now, status=summary.status)
             store.refresh_rollup(conn, now.date())
     except SQLAlchemyError as exc:
         writer._went_down(exc)
-
-
-def apply_kms_counts(conn: Any, clients: Sequence[diagnose.KmsClient], now: datetime) -> int:
-    """The ``kms_count`` post-pass: judge each KMS client against its KMS host's latest count."""
-    counts = queries.kms_host_counts(conn)
-    if not counts:
-        return 0
-    # Clients polled earlier (another shard, an earlier run) are judged again: their KMS host's
-    # count may only now be known. This run's own view of a client wins.
-    judged = {c.host: c for c in stored_kms_clients(conn)}
-    judged.update((c.host, c) for c in clients)
-    findings: dict[str, list[Finding]] = {}
-    for client in judged.values():
-        finding = diagnose.kms_count(client, counts)
-        if finding is not None:
-            findings[client.host] = [finding]
-    if findings:
-        store.replace_findings(conn, findings, observed_at=now)
-    return len(findings)
-
-
-def stored_kms_clients(conn: Any) -> list[diagnose.KmsClient]:
-    """KMS clients in the database with the KMS host they use (one narrow query)."""
-    clients = []
-    for row in queries.kms_clients(conn):
-        name = row.kms_fqdn.strip().rstrip(".").lower()
-        if name:
-            is_server = ProductType(row.product_type).is_server if row.product_type else None
-            clients.append(diagnose.KmsClient(row.host, name, is_server, row.error_code))
-    return clients
 
 
 __all__ = [
@@ -877,12 +898,10 @@ __all__ = [
     "ResultWriter",
     "RunOptions",
     "RunSummary",
-    "apply_kms_counts",
     "close_abandoned_runs",
     "observe",
     "poll_host",
     "read_host",
     "run_poll",
     "safe_poll",
-    "stored_kms_clients",
 ]

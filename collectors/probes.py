@@ -81,6 +81,12 @@ def make_resolver(dns_server: str | None, *, lifetime: float = 3.0) -> dns.resol
     return resolver
 
 
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    address: str | None
+    probed: bool = True
+
+
 class _OutOfTime(Exception):
     """The caller's deadline, not the probe's own timeout, ended the probe."""
 
@@ -199,6 +205,20 @@ class Probes:
             error = f"not probed: too many distinct KMS hosts (more than {self.max_targets})"
             return TcpAnswer(key[1], port, None, False, error, probed=False)
         return self._cached(key, lambda: self._connect(key[1], port, until), until, _tcp_out_of_time(key[1], port))
+
+    def address(self, host: str, *, deadline: float | None = None) -> str | None:
+        """``host``'s address (cached), or None when it does not resolve before ``deadline``."""
+        key = ("addr", host.strip(".").lower(), 0)
+        until = self.deadline(deadline)
+        if not self._admit("addr", (key[1], 0)):
+            return None
+        return self._cached(key, lambda: self._resolved(key[1], until), until, _Resolved(None, probed=False)).address
+
+    def _resolved(self, host: str, deadline: float) -> _Resolved:
+        try:
+            return _Resolved(self._address(host, deadline)[0])
+        except _OutOfTime:
+            return _Resolved(None, probed=False)
 
     def _admit(self, kind: str, target: tuple[str, int]) -> bool:
         # Hostile hosts choose these names and ports: cap the distinct ones a run will touch.

@@ -118,10 +118,13 @@ def tls_context(ca_bundle: str | None, verify: bool) -> ssl.SSLContext:
 
 @dataclass
 class ExchangeCounter:
-    """Connections opened and HTTP requests sent by this process and its finished poll workers."""
+    """Connections opened, HTTP requests sent and SPP event logs read by this process and its finished
+    poll workers; ``renewal_event_reads`` are the event reads only the renewal watch asked for."""
 
     connections: int = 0
     requests: int = 0
+    event_reads: int = 0
+    renewal_event_reads: int = 0
 
 
 COUNTER = ExchangeCounter()

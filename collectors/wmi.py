@@ -48,6 +48,13 @@ PRODUCT = WqlQuery(
         "DiscoveredKeyManagementServiceMachinePort",
         "IsKeyManagementServiceMachine",
         "ADActivationObjectName",
+        "VLRenewalInterval",
+        # A KMS host's counters are kept per application: these are the Windows ones.
+        "KeyManagementServiceCurrentCount",
+        "KeyManagementServiceTotalRequests",
+        "KeyManagementServiceFailedRequests",
+        "KeyManagementServiceLicensedRequests",
+        "KeyManagementServiceNonGenuineGraceRequests",
     ),
     where=f"ApplicationID = '{WINDOWS_APP_ID}' AND PartialProductKey IS NOT NULL",
     required=True,
@@ -106,6 +113,15 @@ def spp_events(now: datetime) -> WqlQuery:
     since = wql_datetime(now - SPP_EVENT_WINDOW)
     return replace(SPP_EVENTS, where=f"{SPP_EVENTS.where} AND TimeGenerated > '{since}'")
 
+
+# Read only where SoftwareLicensingService says the machine is a KMS host but no Windows product is one:
+# which other application (Office) it hosts KMS for, with that application's own count.
+OTHER_KMS_PRODUCTS = WqlQuery(
+    "SoftwareLicensingProduct",
+    ("ID", "Name", "ApplicationID", "KeyManagementServiceCurrentCount"),
+    where=f"IsKeyManagementServiceMachine = 1 AND ApplicationID <> '{WINDOWS_APP_ID}'",
+)
+OFFICE_APP_ID = "0ff1ce15-a989-479d-af46-f275c6370663"
 
 # Always read, in this order; the SPP events (``spp_events``) are read only when a product's error code needs it.
 ALWAYS = (PRODUCT, SERVICE, OPERATING_SYSTEM, COMPUTER_SYSTEM)

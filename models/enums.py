@@ -58,6 +58,20 @@ GRACE_STATUSES = frozenset(
 )
 
 
+class HostState(StrEnum):
+    """A host's activation state as people read it: its license status, with a Licensed KMS client whose
+    renewals fail told apart ("Licensed - renewal failing"); it will drop out when its validity ends."""
+
+    UNLICENSED = "Unlicensed"
+    LICENSED = "Licensed"
+    RENEWAL_FAILING = "RenewalFailing"
+    OOB_GRACE = "OOBGrace"
+    OOT_GRACE = "OOTGrace"
+    NON_GENUINE_GRACE = "NonGenuineGrace"
+    NOTIFICATION = "Notification"
+    EXTENDED_GRACE = "ExtendedGrace"
+
+
 class FailureClass(StrEnum):
     """Why a host could not be read at all (see ``collectors.errors`` for the mapping)."""
 

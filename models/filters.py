@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_, true
+from sqlalchemy import ColumnElement, and_, case, or_, true
 
 from knowledge.codes import normalise
-from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
+from models.enums import ActivationType, FailureClass, HostState, LicenseStatus, ProductType
 from models.tables import Host
 
 MAX_TEXT = 200
@@ -29,7 +29,7 @@ E = TypeVar("E", bound=StrEnum)
 class HostFilter:
     error_codes: tuple[str, ...] = ()
     activation_types: tuple[ActivationType, ...] = ()
-    license_statuses: tuple[LicenseStatus, ...] = ()
+    license_statuses: tuple[HostState, ...] = ()
     sites: tuple[str, ...] = ()
     os_captions: tuple[str, ...] = ()
     product_types: tuple[ProductType, ...] = ()
@@ -37,13 +37,14 @@ class HostFilter:
     stale_hours: int | None = None
     search: str = ""
     unactivated_only: bool = False
+    include_at_risk: bool = False  # with unactivated_only: Licensed KMS clients whose renewals fail too
 
     def where(self, now: datetime) -> ColumnElement[bool]:
         """The SQL condition on ``hosts`` selecting exactly the hosts this filter describes."""
         parts: list[ColumnElement[bool]] = [
             _any_of(Host.error_code, self.error_codes),
             _any_of(Host.activation_type, self.activation_types),
-            _any_of(Host.license_status, self.license_statuses),
+            _any_of(STATE, self.license_statuses),
             _any_of(Host.site, self.sites),
             _any_of(Host.os_caption, self.os_captions),
             _any_of(Host.product_type, self.product_types),
@@ -55,7 +56,7 @@ class HostFilter:
         if self.search:
             parts.append(Host.search_key.contains(self.search.casefold(), autoescape=True))
         if self.unactivated_only:
-            parts.append(UNACTIVATED)
+            parts.append(or_(UNACTIVATED, Host.renewal_failing.is_(True)) if self.include_at_risk else UNACTIVATED)
         return and_(true(), *parts)
 
     def describe(self, count: int | None = None, lang: str = "en") -> str:
@@ -63,7 +64,7 @@ class HostFilter:
         words = _WORDS[lang if lang in _WORDS else "en"]
         parts = [words["hosts"].format(n=count)] if count is not None else []
         if self.unactivated_only:
-            parts.append(words["unactivated"])
+            parts.append(words["unactivated_at_risk"] if self.include_at_risk else words["unactivated"])
         parts += [words["error"].format(v=code) for code in self.error_codes]
         parts += [str(v) for v in (*self.activation_types, *self.license_statuses, *self.product_types)]
         parts += [words["site"].format(v=v) for v in self.sites]
@@ -88,6 +89,8 @@ class HostFilter:
             params["q"] = [self.search]
         if self.unactivated_only:
             params["unactivated"] = ["1"]
+        if self.include_at_risk:
+            params["at_risk"] = ["1"]
         return params
 
     @classmethod
@@ -106,10 +109,11 @@ class HostFilter:
         values["stale_hours"] = _parse_stale(_first(params, "stale"), rejected)
         values["search"] = (_first(params, "q") or "").strip()[:MAX_TEXT]
         values["unactivated_only"] = (_first(params, "unactivated") or "").lower() in ("1", "true", "yes")
+        values["include_at_risk"] = (_first(params, "at_risk") or "").lower() in ("1", "true", "yes")
         return cls(**values), rejected
 
     def is_empty(self) -> bool:
-        return self == HostFilter(unactivated_only=self.unactivated_only)
+        return self == HostFilter(unactivated_only=self.unactivated_only, include_at_risk=self.include_at_risk)
 
 
 PARAM_FIELDS = {
@@ -121,6 +125,12 @@ PARAM_FIELDS = {
     "product": "product_types",
     "failure": "failure_classes",
 }
+
+# The state people read (``HostState``): the license status, "RenewalFailing" for a Licensed KMS client
+# whose renewals fail.
+STATE: ColumnElement[str] = case(
+    (Host.renewal_failing.is_(True), HostState.RENEWAL_FAILING.value), else_=Host.license_status
+)
 
 UNACTIVATED: ColumnElement[bool] = or_(
     Host.license_status.is_(None),
@@ -146,7 +156,7 @@ def _text(raw: str) -> str | None:
 _PARSERS: dict[str, Callable[[str], Any]] = {
     "error_codes": normalise,
     "activation_types": _enum_parser(ActivationType),
-    "license_statuses": _enum_parser(LicenseStatus),
+    "license_statuses": _enum_parser(HostState),
     "sites": _text,
     "os_captions": _text,
     "product_types": _enum_parser(ProductType),
@@ -174,6 +184,7 @@ _WORDS = {
     "en": {
         "hosts": "{n} hosts",
         "unactivated": "not activated",
+        "unactivated_at_risk": "not activated or renewal failing",
         "error": "error {v}",
         "site": "site {v}",
         "os": "OS {v}",
@@ -185,6 +196,7 @@ _WORDS = {
     "zh-TW": {
         "hosts": "{n} 台主機",
         "unactivated": "未啟用",
+        "unactivated_at_risk": "未啟用或續約失敗",
         "error": "錯誤 {v}",
         "site": "站台 {v}",
         "os": "作業系統 {v}",

@@ -16,16 +16,15 @@ import pandas as pd
 from sqlalchemy import Connection, Select, case, exists, func, select
 
 from knowledge.codes import lookup
-from knowledge.kms import kms_state
-from models.enums import GRACE_STATUSES, ActivationType, LicenseStatus, RunStatus
-from models.filters import HostFilter
-from models.tables import CurrentStatus, DailyRollup, Host, HostFinding, KmsHostStat, PollRun, StatusHistory
+from models.enums import GRACE_STATUSES, ActivationType, HostState, LicenseStatus, RunStatus
+from models.filters import STATE, HostFilter
+from models.tables import CurrentStatus, DailyRollup, Host, HostFinding, PollRun, StatusHistory
 
 MINUTES_PER_DAY = 1440
 LICENSED = LicenseStatus.LICENSED.value
 GRACE = [s.value for s in GRACE_STATUSES]
 UNLICENSED = [LicenseStatus.UNLICENSED.value, LicenseStatus.NOTIFICATION.value]
-SUMMARY_KEYS = ("hosts", "activated", "in_grace", "unlicensed", "failing", "unreachable", "stale")
+SUMMARY_KEYS = ("hosts", "activated", "in_grace", "unlicensed", "failing", "unreachable", "stale", "at_risk")
 
 
 def _now() -> datetime:
@@ -51,6 +50,7 @@ class FleetSummary:
     unreachable: int
     stale: int
     previous: dict[str, int | None]
+    at_risk: int = 0  # Licensed KMS clients whose renewals fail
 
     def change(self, key: str) -> int | None:
         """The change since the previous day's rollup, or None when the previous day is unknown."""
@@ -74,11 +74,12 @@ def fleet_summary(conn: Connection, *, now: datetime, stale_after: timedelta) ->
             _count_if(Host.error_code.is_not(None)),
             _count_if(Host.last_failure_class.is_not(None)),
             _count_if(stale),
+            _count_if(Host.renewal_failing.is_(True)),
         )
     ).one()
-    hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n = (int(v) for v in row)
+    hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n, at_risk = (int(v) for v in row)
     return FleetSummary(
-        hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n, previous=_previous_day(conn, now.date())
+        hosts, activated, in_grace, unlicensed, failing, unreachable, stale_n, _previous_day(conn, now.date()), at_risk
     )
 
 
@@ -97,7 +98,7 @@ def _previous_day(conn: Connection, today: date) -> dict[str, int | None]:
             func.sum(case((r.failure_class != "", r.host_count), else_=0)),
         ).where(r.day == day)
     ).one()
-    return {**dict(zip(SUMMARY_KEYS, (int(v or 0) for v in row), strict=False)), "stale": None}
+    return {**dict(zip(SUMMARY_KEYS, (int(v or 0) for v in row), strict=False)), "stale": None, "at_risk": None}
 
 
 def failures_by_code(
@@ -119,10 +120,11 @@ def failures_by_code(
 def failures_by_activation_type(conn: Connection, flt: HostFilter, *, now: datetime | None = None) -> pd.DataFrame:
     """Hosts not activated, or reporting an error, per activation type and license status."""
     not_ok = (Host.license_status != LICENSED) | Host.error_code.is_not(None)
+    state = STATE.label("state")
     rows = conn.execute(
-        select(Host.activation_type, Host.license_status, func.count(Host.id))
+        select(Host.activation_type, state, func.count(Host.id))
         .where(_hosts_where(flt, now), Host.license_status.is_not(None), not_ok)
-        .group_by(Host.activation_type, Host.license_status)
+        .group_by(Host.activation_type, state)
         .order_by(func.count(Host.id).desc())
     ).all()
     return pd.DataFrame(rows, columns=["activation_type", "license_status", "hosts"]).astype({"hosts": "int64"})
@@ -151,6 +153,7 @@ class HostRow:
     last_seen_utc: str | None
     poll_error: str | None
     resolution_url: str | None
+    state: str | None = None  # license_status, or "RenewalFailing" for a Licensed KMS client whose renewals fail
 
 
 HOST_ROW_COLUMNS = tuple(f.name for f in fields(HostRow))
@@ -169,12 +172,13 @@ _HOST_COLUMNS = (
     Host.last_success_at,
     Host.last_failure_class,
     Host.last_failure_reason,
+    Host.renewal_failing,
 )
 
 
 def _host_select(flt: HostFilter, now: datetime | None) -> Select[Any]:
     failing_first = case((Host.error_code.is_not(None), 0), (Host.last_failure_class.is_not(None), 1), else_=2)
-    columns: tuple[Any, ...] = _HOST_COLUMNS  # 14 columns: wider than Select's typed tuple forms
+    columns: tuple[Any, ...] = _HOST_COLUMNS  # 15 columns: wider than Select's typed tuple forms
     return select(*columns).where(_hosts_where(flt, now)).order_by(failing_first, Host.name)
 
 
@@ -202,7 +206,7 @@ def grace_days(ends: datetime | None, now: datetime) -> float | None:
 
 
 def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
-    (computer, name, domain, site, os_caption, ptype, atype, status, code, ends, kms, seen, fclass, reason) = row
+    (computer, name, domain, site, os_caption, ptype, atype, status, code, ends, kms, seen, fclass, reason, risk) = row
     entry = lookup(code, lang) if code else None
     return HostRow(
         computer_name=computer,
@@ -220,6 +224,7 @@ def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
         last_seen_utc=seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None,
         poll_error=f"{fclass}: {reason}" if fclass else None,
         resolution_url=entry.url if entry else None,
+        state=HostState.RENEWAL_FAILING.value if risk else status,
     )
 
 
@@ -235,120 +240,6 @@ def host_page(
     """One page of the working list."""
     rows = [asdict(r) for r in iter_host_rows(conn, flt, limit=limit, offset=offset, lang=lang, now=now)]
     return pd.DataFrame(rows, columns=list(HOST_ROW_COLUMNS))
-
-
-@dataclass(frozen=True, slots=True)
-class KmsCount:
-    host: str
-    current_count: int
-    observed_at: datetime
-
-
-def _latest_stats() -> Any:
-    newest = (
-        select(KmsHostStat.host_id, func.max(KmsHostStat.observed_at).label("at"))
-        .group_by(KmsHostStat.host_id)
-        .subquery()
-    )
-    return (
-        select(KmsHostStat)
-        .join(newest, (newest.c.host_id == KmsHostStat.host_id) & (newest.c.at == KmsHostStat.observed_at))
-        .subquery()
-    )
-
-
-def kms_host_counts(conn: Connection) -> dict[str, KmsCount]:
-    """Lower-case FQDN, inventory name and (where unambiguous) bare computer name of each KMS host -> its
-    latest count, for client diagnosis. A bare name shared by KMS hosts in two domains maps to neither."""
-    latest = _latest_stats()
-    rows = conn.execute(
-        select(Host.name, Host.fqdn, Host.computer_name, latest.c.current_count, latest.c.observed_at).join(
-            latest, latest.c.host_id == Host.id
-        )
-    ).all()
-    counts: dict[str, KmsCount] = {}
-    bare: dict[str, list[KmsCount]] = {}
-    for name, fqdn, computer, count, at in rows:
-        entry = KmsCount(name, int(count), at)
-        for key in (fqdn, name.lower()):
-            if key:
-                counts.setdefault(key, entry)
-        if computer:
-            bare.setdefault(computer.lower(), []).append(entry)
-    for key, entries in bare.items():
-        if len(entries) == 1:
-            counts.setdefault(key, entries[0])
-    return counts
-
-
-def kms_hosts(conn: Connection) -> pd.DataFrame:
-    """Every KMS host with its latest counters and how many of the clients pointing at it fail."""
-    latest = _latest_stats()
-    client = Host.__table__.alias("client")
-    clients = (
-        select(
-            client.c.kms_fqdn,
-            func.count().label("clients"),
-            func.sum(
-                case(((client.c.license_status != LICENSED) | client.c.error_code.is_not(None), 1), else_=0)
-            ).label("failing_clients"),
-        )
-        .where(client.c.kms_fqdn.is_not(None))
-        .group_by(client.c.kms_fqdn)
-        .subquery()
-    )
-    rows = conn.execute(
-        select(
-            Host.name,
-            Host.computer_name,
-            Host.fqdn,
-            Host.product_type,
-            latest.c.current_count,
-            latest.c.total_requests,
-            latest.c.failed_requests,
-            latest.c.licensed_requests,
-            latest.c.non_genuine_requests,
-            latest.c.listening_port,
-            latest.c.dns_publishing,
-            latest.c.listening,
-            latest.c.observed_at,
-            func.coalesce(clients.c.clients, 0),
-            func.coalesce(clients.c.failing_clients, 0),
-        )
-        .join(latest, latest.c.host_id == Host.id)
-        .outerjoin(clients, clients.c.kms_fqdn == Host.fqdn)
-        .order_by(Host.name)
-    ).all()
-    columns = [
-        "host",
-        "computer_name",
-        "fqdn",
-        "product_type",
-        "current_count",
-        "total_requests",
-        "failed_requests",
-        "licensed_requests",
-        "non_genuine_requests",
-        "listening_port",
-        "dns_publishing",
-        "listening",
-        "observed_at",
-        "clients",
-        "failing_clients",
-    ]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame.insert(5, "state", [kms_state(int(c)).value for c in frame["current_count"]])
-    return frame
-
-
-def kms_count_history(conn: Connection, host: str) -> pd.DataFrame:
-    rows = conn.execute(
-        select(KmsHostStat.observed_at, KmsHostStat.current_count)
-        .join(Host, Host.id == KmsHostStat.host_id)
-        .where(Host.name == host)
-        .order_by(KmsHostStat.observed_at)
-    ).all()
-    return pd.DataFrame(rows, columns=["observed_at", "current_count"])
 
 
 def activation_trend(conn: Connection, *, days: int = 90, today: date | None = None) -> pd.DataFrame:
@@ -564,24 +455,3 @@ def filter_options(conn: Connection) -> FilterOptions:
         return tuple(rows)
 
     return FilterOptions(present(Host.site), present(Host.os_caption), present(Host.error_code))
-
-
-@dataclass(frozen=True, slots=True)
-class KmsClientRow:
-    """A host whose Windows activates against KMS, with the KMS host it uses (for the ``kms_count`` post-pass)."""
-
-    host: str
-    kms_fqdn: str
-    product_type: str | None
-    license_status: str | None
-    error_code: str | None
-
-
-def kms_clients(conn: Connection) -> list[KmsClientRow]:
-    """Every KMS client that names a KMS host: five narrow columns, no paging, no DataFrame."""
-    rows = conn.execute(
-        select(Host.name, Host.kms_fqdn, Host.product_type, Host.license_status, Host.error_code)
-        .where(Host.activation_type == ActivationType.KMS_CLIENT.value, Host.kms_fqdn.is_not(None))
-        .order_by(Host.name)
-    ).all()
-    return [KmsClientRow(name, str(kms), ptype, status, code) for name, kms, ptype, status, code in rows]

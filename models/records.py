@@ -44,6 +44,7 @@ class ProductState:
     kms_port: int | None = None
     discovered_kms_machine: str | None = None
     discovered_kms_port: int | None = None
+    renewal_failing: bool = False  # Licensed KMS client whose renewals fail: it drops out when its validity ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class KmsHostCounters:
-    """``SoftwareLicensingService`` counters of a machine acting as a KMS host."""
+    """A KMS host's counters: its Windows product's own, or for a machine that is a KMS host for another
+    application only (``application`` ``office`` or ``other``), that application's."""
 
     current_count: int
     total_requests: int | None = None
@@ -69,6 +71,7 @@ class KmsHostCounters:
     listening_port: int | None = None
     dns_publishing: bool | None = None
     listening: bool | None = None  # the collector's own TCP check of the listening port
+    application: str = "windows"  # which application's KMS host this is: windows, office or other
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,7 @@ class HostObservation:
     findings: tuple[Finding, ...] = ()
     signin: str | None = None  # how the collector signed in: Kerberos, NTLM or Basic
     unread: tuple[str, ...] = ()  # optional WMI classes the host did not give this time
+    address: str | None = None  # the IP address the host was reached at
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
+from models import kms as kms_reads
 from models import store
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import (
@@ -85,7 +86,10 @@ FAILURES = (
     ("0x8007232B", ActivationType.KMS_CLIENT, LicenseStatus.OOB_GRACE, None, 3),
     ("0xC004C003", ActivationType.MAK, LicenseStatus.UNLICENSED, None, 2),
     ("0xC004F06C", ActivationType.KMS_CLIENT, LicenseStatus.OOT_GRACE, "kms01.corp.example", 2),
+    # Licensed, but every renewal fails: they drop out when their 180 days run out
+    ("0x800706BA", ActivationType.KMS_CLIENT, LicenseStatus.LICENSED, "kms01.corp.example", 2),
 )
+AT_RISK_GRACE_MINUTES = 40 * 1440
 UNREACHABLE = (FailureClass.TIMEOUT, FailureClass.AUTH, FailureClass.REFUSED)
 HEALTHY = 40
 
@@ -95,6 +99,7 @@ SEED_EXPECTED = {
     "unreachable": len(UNREACHABLE),
     "by_code": {f[0]: f[4] for f in FAILURES},
     "kms_hosts": len(KMS_HOSTS),
+    "at_risk": sum(f[4] for f in FAILURES if f[2] is LicenseStatus.LICENSED),
 }
 
 
@@ -115,7 +120,9 @@ def fleet() -> list[SeedHost]:
                     status,
                     error_code=code,
                     kms=kms,
-                    grace_minutes=20_000 if status.in_grace else None,
+                    grace_minutes=20_000
+                    if status.in_grace
+                    else (AT_RISK_GRACE_MINUTES if status is LicenseStatus.LICENSED else None),
                 )
             )
     for i in range(HEALTHY):
@@ -155,6 +162,12 @@ def fleet() -> list[SeedHost]:
     return hosts
 
 
+def _grace(status: LicenseStatus) -> int | None:
+    if status.in_grace:
+        return 20_000
+    return AT_RISK_GRACE_MINUTES if status is LicenseStatus.LICENSED else None
+
+
 def _product(h: SeedHost) -> ProductState:
     machine, _, port = (h.kms or "").partition(":")
     return ProductState(
@@ -169,6 +182,7 @@ def _product(h: SeedHost) -> ProductState:
         partial_key="3V66T",
         discovered_kms_machine=machine or None,
         discovered_kms_port=int(port or 1688) if h.kms else None,
+        renewal_failing=bool(h.error_code) and h.license_status is LicenseStatus.LICENSED,
     )
 
 
@@ -279,9 +293,17 @@ def seed_fleet(conn: Connection, *, now: datetime, days: int = 3, seed: int = 7)
                 for r, h in zip(results, day_hosts, strict=True)
             ]
         store.write_results(conn, run, results)
+        link_kms_clients(conn)
         store.finish_run(conn, run, finished_at=at + timedelta(seconds=42), status=RunStatus.COMPLETE)
         store.refresh_rollup(conn, at.date())
     return hosts
+
+
+def link_kms_clients(conn: Connection) -> None:
+    """What a collector's KMS post-pass stores: each client's KMS host, whatever form its name takes."""
+    clients = {row.host: row.kms_name for row in kms_reads.kms_clients(conn)}
+    resolved = kms_reads.resolve_clients(conn, clients)
+    store.set_kms_hosts(conn, {client: record.id if record else None for client, record in resolved.items()})
 
 
 def _observed(h: SeedHost, at: datetime) -> HostResult:

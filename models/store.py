@@ -221,7 +221,8 @@ def _record_attempts(
 
 
 def primary_product(products: Sequence[ProductState]) -> ProductState:
-    """The product that speaks for the host: a failing one before an unlicensed one before a licensed one."""
+    """The product that speaks for the host: a failing one (not licensed first, then a licensed one whose
+    renewals fail) before an unlicensed one before a licensed one."""
     if not products:
         return NO_KEY_PRODUCT
 
@@ -275,6 +276,9 @@ _SUMMARY_FIELDS = (
     "search_key",
     "signin",
     "unread_classes",
+    "renewal_failing",
+    "address",
+    "kms_role",
 )
 
 
@@ -300,6 +304,9 @@ def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
         "search_key": search_key(o.host, o.computer_name),
         "signin": o.signin,
         "unread_classes": ",".join(o.unread) or None,
+        "renewal_failing": main.renewal_failing,
+        "address": o.address,
+        "kms_role": o.kms.application if o.kms is not None else None,
     }
 
 
@@ -341,6 +348,7 @@ def _product_row(p: ProductState, hid: int, at: datetime) -> dict[str, Any]:
         "kms_port": p.kms_port,
         "discovered_kms_machine": p.discovered_kms_machine,
         "discovered_kms_port": p.discovered_kms_port,
+        "renewal_failing": p.renewal_failing,
         "observed_at": at,
     }
 
@@ -384,6 +392,12 @@ def replace_findings(conn: Connection, findings: Mapping[str, Sequence[Finding]]
     for chunk in _chunks(names):
         ids.update(conn.execute(select(Host.name, Host.id).where(Host.name.in_(chunk))).all())
     _upsert_findings(conn, [(ids[n], f, observed_at) for n in names if n in ids for f in findings[n]])
+
+
+def set_kms_hosts(conn: Connection, resolved: Mapping[str, int | None]) -> None:
+    """Record, for each named client, the id of the machine its KMS name resolves to (None: no machine)."""
+    stmt = update(Host).where(Host.name == bindparam("client")).values(kms_host_id=bindparam("kms_id"))
+    _execute_many(conn, stmt, [{"client": name, "kms_id": kms_id} for name, kms_id in resolved.items()])
 
 
 def _append_history(

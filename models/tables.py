@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -61,6 +61,10 @@ class Host(Base):
     last_run_id: Mapped[int | None]
     signin: Mapped[str | None] = mapped_column(String(16))  # Kerberos, NTLM or Basic, on the last success
     unread_classes: Mapped[str | None] = mapped_column(Text)  # optional WMI classes the last success lacked
+    renewal_failing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), index=True)
+    address: Mapped[str | None] = mapped_column(String(64))  # where the host was reached, for KMS name matching
+    kms_role: Mapped[str | None] = mapped_column(String(16))  # KMS host for: windows, office, other
+    kms_host_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the KMS host this client resolves to
 
 
 class CurrentStatus(Base):
@@ -83,6 +87,7 @@ class CurrentStatus(Base):
     kms_port: Mapped[int | None]
     discovered_kms_machine: Mapped[str | None] = mapped_column(Text)
     discovered_kms_port: Mapped[int | None]
+    renewal_failing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     observed_at: Mapped[datetime]
 
 

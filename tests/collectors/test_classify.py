@@ -92,15 +92,46 @@ def test_error_code_from_status_reason_with_severity_bit():
 
 def test_informational_reason_falls_back_to_newest_failing_event():
     product = replace(BASE, license_status=5, license_status_reason=0x4004F00C)
-    events = [event(12288, 0x8007232B, 1), event(8198, 0xC004F06C, 9), event(12289, 0x4004F040, 20)]
+    events = [event(12288, 0x8007232B, 1), event(12289, 0x4004F040, 5), event(8198, 0xC004F06C, 9)]
     assert classify.needs_events([product])
     assert classify.error_code(product, LicenseStatus.NOTIFICATION, events) == ("0xC004F06C", "event")
 
 
+def test_a_failure_superseded_by_a_later_kms_success_is_never_reported():
+    product = replace(BASE, license_status=5, license_status_reason=0x4004F00C)
+    events = [event(8198, 0xC004F074, 1), event(12288, 0, 8), event(12289, 0, 9)]
+    assert classify.error_code(product, LicenseStatus.NOTIFICATION, events) == (None, None)
+    # ...while a later failing KMS response is the current code
+    failing = [*events, event(12289, 0xC004F038, 12)]
+    assert classify.error_code(product, LicenseStatus.NOTIFICATION, failing) == ("0xC004F038", "event")
+
+
 def test_licensed_hosts_report_no_error_code():
-    product = replace(BASE, license_status=1, license_status_reason=0)
+    product = replace(BASE, license_status=1, license_status_reason=0, grace_minutes=178 * 1440)
     assert not classify.needs_events([product])
     assert classify.error_code(product, LicenseStatus.LICENSED, [event(8198, 0xC004F074, 1)]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("grace_days", "interval_minutes", "overdue"),
+    [(178, None, False), (173, None, False), (171.9, None, True), (1.5, None, True), (171.9, 10080, True),
+     # a host handing out a 2-day renewal interval: 180 - 2 - 1 = 177 days
+     (176.5, 2880, True), (177.5, 2880, False), (0, None, False)],
+)  # fmt: skip
+def test_a_licensed_kms_client_below_172_days_has_missed_renewals(grace_days, interval_minutes, overdue):
+    product = replace(BASE, grace_minutes=int(grace_days * 1440), renewal_interval_minutes=interval_minutes)
+    assert classify.renewal_overdue(product) is overdue
+    assert classify.needs_events([product]) is overdue
+
+
+def test_a_licensed_client_whose_renewals_fail_reports_the_current_failure():
+    product = replace(BASE, grace_minutes=40 * 1440)
+    events = [event(12289, 0, 1), event(8198, 0x8007232B, 20), event(8198, 0xC004F074, 30)]
+    [state] = classify.product_states([product], None, events)
+    assert state.license_status is LicenseStatus.LICENSED
+    assert state.renewal_failing and state.error_code == "0xC004F074" and state.error_source == "event"
+    mak = replace(product, channel="Volume:MAK", description="Windows(R), VOLUME_MAK channel")
+    assert not classify.renewal_overdue(mak)  # only KMS clients renew
 
 
 def test_status_numbers_and_foreign_products():

@@ -51,8 +51,20 @@ def test_poll_json_then_export_unactivated(http_fleet, tmp_path):
     exported = collector(["export", "--unactivated", "--error-code", "c004f074", "--output", str(out)], env, tmp_path)
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
-    expected = {t["host"] for t in http_fleet.truth if t["error_code"] == "0xC004F074" and not t["poll_error"]}
-    assert {r["host"] for r in rows} == expected
+    with_code = [t for t in http_fleet.truth if t["error_code"] == "0xC004F074" and not t["poll_error"]]
+    assert {r["host"] for r in rows} == {t["host"] for t in with_code if not t["renewal_failing"]}
+
+    # Licensed hosts whose renewals fail with that code join the export only when asked for
+    at_risk = {t["host"] for t in with_code if t["renewal_failing"]}
+    assert at_risk, "the fleet stages a Licensed KMS client whose renewals fail with 0xC004F074"
+    both = tmp_path / "with-at-risk.csv"
+    args = ["export", "--unactivated", "--include-at-risk", "--error-code", "0xC004F074", "--output", str(both)]
+    assert collector(args, env, tmp_path).returncode == 0
+    rows = list(csv.DictReader(io.StringIO(both.read_text(encoding="utf-8-sig"))))
+    assert {r["host"] for r in rows} == {t["host"] for t in with_code}
+    assert {(r["license_status"], r["error_code"]) for r in rows if r["host"] in at_risk} == {
+        ("Licensed", "0xC004F074")
+    }
     everything = run.stdout + run.stderr + exported.stderr + out.read_text(encoding="utf-8-sig")
     assert http_fleet.password not in everything
 

@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +12,9 @@ import pytest
 from collectors import diagnose
 from collectors.diagnose import HostFacts, KmsClient
 from collectors.probes import Probes, SrvAnswer
+from models import identity
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
+from models.kms import KmsHostRecord
 from models.records import ProductState
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -37,33 +39,72 @@ def test_grace_expiry_warns_within_window_and_fails_in_notification():
     assert diagnose.grace_expiry(notification, 14).severity is Severity.FAIL
 
 
-@dataclass
-class Count:
-    current_count: int
+def record(count: int | None = 12, **changes) -> KmsHostRecord:
+    """The stored state of a KMS host as the post-pass reads it."""
+    fields = dict(
+        id=1, name="kms01.corp.test", fqdn="kms01.corp.test", activation_type="KMS host", license_status="Licensed",
+        kms_role="windows", os_version="10.0.20348", os_caption="Microsoft Windows Server 2022 Standard",
+        product_type="server", current_count=count, last_failure_class=None, last_failure_reason=None,
+        last_success_at=datetime(2026, 11, 1, tzinfo=UTC), last_attempt_at=datetime(2026, 11, 1, tzinfo=UTC),
+        computer_name="KMS01", address="10.0.0.5",
+    )  # fmt: skip
+    return KmsHostRecord(**{**fields, **changes})
 
 
 def test_kms_count_uses_the_threshold_of_the_client_kind():
-    counts = {"kms01.corp.test": Count(12)}
     workstation = KmsClient("ws01", "kms01.corp.test", False, "0xC004F038")
     server = KmsClient("srv01", "kms01.corp.test", True, None)
-    failing = diagnose.kms_count(workstation, counts)
+    failing = diagnose.kms_count(workstation, record(12))
     assert failing is not None and failing.severity is Severity.FAIL
-    assert failing.evidence == {"kms_host": "kms01.corp.test", "current_count": 12, "required": 25}
-    passing = diagnose.kms_count(server, counts)
+    assert failing.evidence == {
+        "kms_host": "kms01.corp.test", "current_count": 12, "required": 25, "kms_host_record": "kms01.corp.test"
+    }  # fmt: skip
+    passing = diagnose.kms_count(server, record(12))
     assert passing is not None and passing.severity is Severity.OK
-    assert diagnose.kms_count(KmsClient("x", "other.corp.test", False, None), counts) is None
+    assert diagnose.kms_count(KmsClient("x", "other.corp.test", False, None), None) is None
+    office_only = record(40, activation_type="KMS client", kms_role="office")
+    assert diagnose.kms_count(workstation, office_only) is None  # Office's count says nothing of Windows
 
 
 def test_an_unread_product_type_never_yields_a_client_kind_verdict():
     # Win32_OperatingSystem unread: whether this host needs 5 or 25 is unknown, so 12 is neither pass nor fail.
     unknown = KmsClient("ws01", "kms01.corp.test", None, "0xC004F038")
-    between = diagnose.kms_count(unknown, {"kms01.corp.test": Count(12)})
+    between = diagnose.kms_count(unknown, record(12))
     assert between is not None and between.severity is Severity.INFO
     assert "workstation" in between.summary and "could not be read" in between.summary
-    below = diagnose.kms_count(unknown, {"kms01.corp.test": Count(3)})
+    below = diagnose.kms_count(unknown, record(3))
     assert below is not None and below.severity is Severity.FAIL and "any client needs at least 5" in below.summary
-    above = diagnose.kms_count(unknown, {"kms01.corp.test": Count(30)})
+    above = diagnose.kms_count(unknown, record(30))
     assert above is not None and above.severity is Severity.OK
+
+
+@pytest.mark.parametrize(
+    ("code", "changes", "client_os", "verdict"),
+    [
+        ("0xC004F041", {"license_status": "Notification"}, None, "not_activated"),
+        ("0xC004F041", {}, None, ""),
+        ("0xC004F042", {"os_version": "6.3.9600", "os_caption": "Microsoft Windows Server 2012 R2 Standard"},
+         ("10.0.22631", "Microsoft Windows 11 Enterprise"), "too_old"),
+        ("0xC004F042", {}, ("10.0.22631", "Microsoft Windows 11 Enterprise"), ""),
+        ("0xC004F039", {"activation_type": "MAK", "kms_role": None}, None, "not_kms_host"),
+        ("0xC004F074", {"activation_type": "KMS client", "kms_role": "office"}, None, "not_kms_host"),
+        ("0xC004F074", {"last_failure_class": "refused", "last_failure_reason": "connection refused"}, None,
+         "unreachable"),
+    ],
+)  # fmt: skip
+def test_a_client_failure_is_traced_to_the_state_of_its_kms_host(code, changes, client_os, verdict):
+    version, caption = client_os or (None, None)
+    client = KmsClient("ws01", "KMS01", False, code, version, caption)
+    finding = diagnose.kms_host(client, record(30, **changes))
+    assert finding is not None and finding.evidence["verdict"] == verdict
+    assert finding.severity is (Severity.FAIL if verdict else Severity.OK)
+    assert finding.evidence["kms_host_record"] == "kms01.corp.test" and finding.related_code == code
+
+
+def test_only_failures_a_kms_host_can_cause_are_traced():
+    assert diagnose.kms_host(KmsClient("ws01", "kms01", False, "0xC004F06C"), record()) is None
+    unknown = diagnose.kms_host(KmsClient("ws01", "kms09", False, "0xC004F074"), None)
+    assert unknown is not None and unknown.severity is Severity.INFO
 
 
 def test_kms_in_use_prefers_the_pinned_host():
@@ -134,12 +175,13 @@ def test_dns_error_code_fails_even_when_licensed_status_reads_otherwise():
 # --- kms_count: a name with a domain part never matches another domain's host of the same name ---
 
 
-def test_kms_count_does_not_judge_against_a_namesake_in_another_domain():
-    counts = {"kms01.corp.test": Count(40), "kms01": Count(40)}
-    assert diagnose.kms_count(KmsClient("ws01", "kms01.lab.test", False, None), counts) is None
-    bare = diagnose.kms_count(KmsClient("ws02", "KMS01", True, None), counts)
-    assert bare is not None and bare.severity is Severity.OK
-    assert diagnose.kms_count(KmsClient("ws03", "10.0.0.5", False, None), {"10": Count(1)}) is None
+def test_kms_names_mean_a_host_by_one_rule_whatever_their_form():
+    keys = identity.host_keys("10.0.0.5", "kms01.corp.test", "KMS01", "10.0.0.5")
+    assert all(identity.matches(n, keys) for n in ("KMS01", "kms01.corp.test.", "KMS01.CORP.TEST:1688", "10.0.0.5"))
+    assert not identity.matches("kms01.lab.test", keys)  # a name with a domain part means only that name
+    assert not identity.matches("10.0.0.50", keys) and not identity.matches("", keys)
+    named = identity.host_keys("kms02.corp.test", None, None, "10.0.0.6")
+    assert identity.matches("kms02", named) and identity.matches("10.0.0.6", named)
 
 
 # --- probes are bounded in time and in the number of distinct targets -------------------------

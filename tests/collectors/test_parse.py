@@ -85,7 +85,7 @@ def test_round_trip_with_simulator_rendering():
         return soap.envelope(soap.Action.ENUMERATE, "uuid:x", soap.enumerate_response(soap.Page(items), "uuid:c", True))
 
     service = parse.service(parse.parse_enumeration(reply("SoftwareLicensingService"), "SoftwareLicensingService")[0])
-    assert (service.is_kms_machine, service.current_count, service.listening_port) == (True, 31, 1700)
+    assert (service.is_kms_machine, service.counts.current_count, service.listening_port) == (True, 31, 1700)
     os_instance = parse.parse_enumeration(
         reply("Win32_OperatingSystem", ("LocalDateTime", "ProductType")), "Win32_OperatingSystem"
     )

@@ -32,19 +32,19 @@ from collectors import wmi
 from collectors.credentials import Credential
 from collectors.demo import load_demo
 from collectors.inventory import Target
+from collectors.kms_pass import stored_kms_clients
 from collectors.poller import (
     PollContext,
     RunOptions,
     poll_host,
     run_poll,
     safe_poll,
-    stored_kms_clients,
 )
 from collectors.probes import Probes
 from collectors.spool import Spool, SpooledBatch
 from collectors.transport import WsmanOptions
 from config.settings import load_settings
-from models import db, queries
+from models import db, kms, queries
 from models.enums import ActivationType, FailureClass, ProductType, RunStatus
 from models.filters import HostFilter
 from models.records import HostFailure, HostObservation
@@ -479,14 +479,14 @@ def test_kms_clients_are_read_with_one_narrow_query(http_fleet, sqlite_url, tmp_
     poll(http_fleet, sqlite_url, tmp_path / "spool")
     engine = db.make_engine(sqlite_url)
     with engine.connect() as conn:
-        rows = queries.kms_clients(conn)
+        rows = kms.kms_clients(conn)
         clients = stored_kms_clients(conn)
         flt = HostFilter(activation_types=(ActivationType.KMS_CLIENT,))
         page = queries.host_page(conn, flt, limit=10_000)
     engine.dispose()
     listed = page[page["kms_host"].notna()]
     assert rows and {r.host for r in rows} == set(listed["host"])
-    assert all(r.kms_fqdn == r.kms_fqdn.lower() for r in rows)
+    assert all(r.kms_name == r.kms_name.lower() for r in rows)
     by_host = {c.host: c for c in clients}
     for row in listed.itertuples():
         client = by_host[row.host]

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from models import queries, store
-from models.enums import ActivationType, FailureClass, LicenseStatus
+from models import kms, queries, store
+from models.enums import ActivationType, FailureClass, HostState
 from models.filters import HostFilter
 from models.seed import HOSTILE_NAME, HOSTILE_SITE, SEED_EXPECTED, fleet, result_for, seed_fleet
 
@@ -64,7 +64,10 @@ def test_failures_by_activation_type(seeded: Engine) -> None:
     with seeded.connect() as conn:
         frame = queries.failures_by_activation_type(conn, HostFilter())
     by_type = frame.groupby("activation_type").hosts.sum().to_dict()
-    assert by_type == {"KMS client": 14, "MAK": 2}
+    assert by_type == {"KMS client": 16, "MAK": 2}
+    # a Licensed KMS client whose renewals fail is its own state, apart from a healthy Licensed
+    states = frame.groupby("license_status").hosts.sum().to_dict()
+    assert states["RenewalFailing"] == SEED_EXPECTED["at_risk"] and "Licensed" not in states
 
 
 @pytest.mark.parametrize(
@@ -74,12 +77,21 @@ def test_failures_by_activation_type(seeded: Engine) -> None:
         (HostFilter(error_codes=("0xC004F074",)), 5),
         (HostFilter(error_codes=("0xC004F074", "0xC004F038")), 9),
         (HostFilter(failure_classes=(FailureClass.TIMEOUT,)), 1),
-        (HostFilter(license_statuses=(LicenseStatus.OOB_GRACE,)), 7),
+        (HostFilter(license_statuses=(HostState.OOB_GRACE,)), 7),
         (HostFilter(sites=(HOSTILE_SITE,)), 1),
         (HostFilter(search="KMS0"), 3),
         (HostFilter(search="%"), 0),
         (HostFilter(stale_hours=1), SEED_EXPECTED["unreachable"]),
-        (HostFilter(unactivated_only=True), SEED_EXPECTED["failing"] + SEED_EXPECTED["unreachable"]),
+        (
+            HostFilter(unactivated_only=True),
+            SEED_EXPECTED["failing"] - SEED_EXPECTED["at_risk"] + SEED_EXPECTED["unreachable"],
+        ),
+        (
+            HostFilter(unactivated_only=True, include_at_risk=True),
+            SEED_EXPECTED["failing"] + SEED_EXPECTED["unreachable"],
+        ),
+        (HostFilter(license_statuses=(HostState.RENEWAL_FAILING,)), SEED_EXPECTED["at_risk"]),
+        (HostFilter(license_statuses=(HostState.LICENSED,)), SEED_EXPECTED["hosts"] - SEED_EXPECTED["failing"]),
     ],
 )
 def test_host_count_by_filter(seeded: Engine, flt: HostFilter, expected: int) -> None:
@@ -105,19 +117,22 @@ def test_host_page_keeps_hostile_text_verbatim(seeded: Engine) -> None:
 
 def test_kms_hosts_with_states_and_clients(seeded: Engine) -> None:
     with seeded.connect() as conn:
-        frame = queries.kms_hosts(conn).set_index("computer_name")
+        frame = kms.kms_hosts(conn).set_index("computer_name")
     assert frame.loc["KMS01", "state"] == "all"
     assert frame.loc["KMS02", "state"] == "servers"
     assert frame.loc["KMS03", "state"] == "none"
     assert frame.loc["KMS02", "clients"] == 4 and frame.loc["KMS02", "failing_clients"] == 4
-    assert frame.loc["KMS01", "failing_clients"] == 7
+    assert frame.loc["KMS01", "failing_clients"] == 9  # 0xC004F074, 0xC004F06C and the renewals failing
 
 
-def test_kms_host_counts_and_history(seeded: Engine) -> None:
+def test_kms_names_resolve_to_hosts_and_history(seeded: Engine) -> None:
     with seeded.connect() as conn:
-        counts = queries.kms_host_counts(conn)
-        history = queries.kms_count_history(conn, "10.1.0.11")
-    assert counts["kms02.corp.example"].current_count == 12
+        resolved = kms.resolve_kms_names(conn, ["kms02.corp.example", "KMS02", "10.1.0.11", "kms09.corp.example"])
+        history = kms.kms_count_history(conn, "10.1.0.11")
+    by_fqdn, by_short, by_address = resolved["kms02.corp.example"], resolved["KMS02"], resolved["10.1.0.11"]
+    assert by_fqdn is not None and by_fqdn.current_count == 12 and by_fqdn.is_windows_kms_host
+    assert by_short == by_fqdn == by_address  # the inventory lists KMS02 by its address
+    assert resolved["kms09.corp.example"] is None
     assert len(history) == 3
 
 
@@ -190,7 +205,8 @@ def test_a_bare_kms_name_shared_by_two_domains_matches_neither(engine: Engine) -
         seed_fleet(conn, now=NOW, days=1)
         store.write_results(conn, None, [twin])
     with engine.connect() as conn:
-        counts = queries.kms_host_counts(conn)
-    assert "kms02" not in counts
-    assert counts["kms02.corp.example"].current_count == 12 and counts["kms02.lab.example"].host == "10.7.7.7"
-    assert counts["kms01"].host == "10.1.0.10"
+        resolved = kms.resolve_kms_names(conn, ["kms02", "kms02.corp.example", "kms02.lab.example", "kms01"])
+    assert resolved["kms02"] is None  # two domains hold a KMS02: the bare name means neither
+    assert resolved["kms02.corp.example"] is not None and resolved["kms02.corp.example"].current_count == 12
+    assert resolved["kms02.lab.example"] is not None and resolved["kms02.lab.example"].name == "10.7.7.7"
+    assert resolved["kms01"] is not None and resolved["kms01"].name == "10.1.0.10"
