@@ -29,7 +29,10 @@ STATUS_COLOURS = {
     "OOTGrace": YELLOW,
     "NonGenuineGrace": SKY,
     "ExtendedGrace": BLUE,
+    "RenewalFailing": GREEN,  # still licensed, so green, hatched in vermilion: it drops out when its validity ends
 }
+# (shape, stripe colour): a pattern tells the state apart without relying on colour vision alone
+STATUS_PATTERNS = {"RenewalFailing": ("/", VERMILION)}
 
 Translate = Callable[[str], str]
 
@@ -86,6 +89,11 @@ def failures_by_activation_type(frame: pd.DataFrame, t: Translate = _same) -> go
             y=part["hosts"].tolist(),
             name=t(str(status)),
             marker_color=STATUS_COLOURS.get(str(status), GREY),
+            marker_pattern_shape=STATUS_PATTERNS.get(str(status), ("", None))[0],
+            marker_pattern_fgcolor=STATUS_PATTERNS.get(str(status), ("", None))[1],
+            marker_pattern_fillmode="overlay",  # stripes over the status colour, not over a blank bar
+            marker_pattern_fgopacity=1.0,
+            marker_pattern_solidity=0.4,
             hovertemplate="%{x}<br>" + t(str(status)) + ": %{y}<extra></extra>",
         )
     fig.update_layout(barmode="stack")

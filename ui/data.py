@@ -15,7 +15,7 @@ from typing import NamedTuple
 import pandas as pd
 import streamlit as st
 
-from models import db, export, queries
+from models import db, export, kms, queries
 from models.filters import HostFilter
 
 # Entries from earlier refresh periods are unreachable; this bound only frees their memory.
@@ -86,13 +86,13 @@ def last_completed_run(src: Source) -> queries.RunRow | None:
 @st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
 def kms_hosts(src: Source) -> pd.DataFrame:
     with engine(src.db_url).connect() as conn:
-        return queries.kms_hosts(conn)
+        return kms.kms_hosts(conn)
 
 
 @st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
 def kms_count_history(src: Source, host: str) -> pd.DataFrame:
     with engine(src.db_url).connect() as conn:
-        return queries.kms_count_history(conn, host)
+        return kms.kms_count_history(conn, host)
 
 
 @st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)

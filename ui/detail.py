@@ -7,15 +7,15 @@ Everything a host reported (names, descriptions, reasons, evidence) reaches the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from models.enums import Severity
+from models.enums import HostState, Severity
 from models.queries import FindingRow, HostDetail
-from ui import tables, views
+from ui import links, tables, views
 from ui.i18n import t
 
 SEVERITY_ORDER = {Severity.FAIL.value: 0, Severity.WARN.value: 1, Severity.INFO.value: 2, Severity.OK.value: 3}
@@ -33,6 +33,8 @@ def state(found: HostDetail) -> None:
     if row.poll_error:
         st.warning(t("Last poll failed ({cls})").format(cls=row.poll_error.split(":", 1)[0]))
         st.text(row.poll_error)
+    if row.state == HostState.RENEWAL_FAILING.value:
+        st.warning(renewal_forecast(row.grace_days_remaining))
     if found.unread_classes:
         st.info(t("The last poll could not read {classes}; the fields they give are missing, not guessed.").format(
             classes=", ".join(found.unread_classes)))  # fmt: skip
@@ -40,6 +42,15 @@ def state(found: HostDetail) -> None:
     st.dataframe(identity, hide_index=True, key="identity_table", height=tables.table_height(len(identity)))
     if found.products:
         st.dataframe(products_frame(found), hide_index=True, key="products_table")
+
+
+def renewal_forecast(days_left: float | None, now: datetime | None = None) -> str:
+    """When a Licensed KMS client whose renewals fail drops to Notification, in words."""
+    days = max(days_left or 0.0, 0.0)
+    when = (now or datetime.now(UTC)) + timedelta(days=days)
+    return t(
+        "Renewals are failing: Windows drops to Notification on {date} (in {days} days) unless one succeeds."
+    ).format(date=when.strftime("%Y-%m-%d"), days=f"{days:.1f}")
 
 
 def identity_frame(found: HostDetail) -> pd.DataFrame:
@@ -96,24 +107,39 @@ def evidence_text(evidence: Mapping[str, Any]) -> str:
     return "; ".join(f"{key}: {value}" for key, value in evidence.items())
 
 
-def findings_frame(rows: Iterable[FindingRow]) -> pd.DataFrame:
+KMS_HOST_RECORD = "kms_host_record"  # evidence key naming the KMS host a client's failure was traced to
+
+
+def findings_frame(rows: Iterable[FindingRow], lang: str = "en") -> pd.DataFrame:
     ordered = sorted(rows, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.check))
     data = [
-        (t(f.check), t(f.severity), f.summary, f.related_code or "", evidence_text(f.evidence or {})) for f in ordered
-    ]
-    return pd.DataFrame(data, columns=[t("check"), t("severity"), t("summary"), t("error"), t("evidence")])
+        (
+            t(f.check), t(f.severity), f.summary, f.related_code or "", evidence_text(f.evidence or {}),
+            _kms_host_link(f.evidence or {}, lang),
+        )
+        for f in ordered
+    ]  # fmt: skip
+    columns = [t("check"), t("severity"), t("summary"), t("error"), t("evidence"), t("KMS host")]
+    return pd.DataFrame(data, columns=columns)
 
 
-def findings(found: HostDetail) -> None:
+def _kms_host_link(evidence: Mapping[str, Any], lang: str) -> str | None:
+    """A link to the KMS host a finding was traced to (built from its inventory name, never from markup)."""
+    name = evidence.get(KMS_HOST_RECORD)
+    return links.host_url(str(name), lang) if isinstance(name, str) and name else None
+
+
+def findings(found: HostDetail, lang: str = "en") -> None:
     if not found.findings:
         st.info(t("No diagnosis recorded."))
         return
-    shown = findings_frame(found.findings)
-    wide = {
+    shown = findings_frame(found.findings, lang)
+    config = {
         t("summary"): st.column_config.TextColumn(width="large"),
         t("evidence"): st.column_config.TextColumn(width="large"),
+        t("KMS host"): st.column_config.LinkColumn(display_text=t("Open the KMS host")),
     }
-    st.dataframe(shown, hide_index=True, key="findings_table", column_config=wide)
+    st.dataframe(shown, hide_index=True, key="findings_table", column_config=config)
 
 
 def history_frame(history: pd.DataFrame) -> pd.DataFrame:

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import streamlit as st
 
-from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
+from models.enums import ActivationType, FailureClass, HostState, ProductType
 from models.filters import HostFilter
 from ui.i18n import LANG_KEY, current_language, t
 
-URL_KEYS = ("code", "type", "status", "site", "os", "product", "failure", "stale", "q", "unactivated")
+URL_KEYS = ("code", "type", "status", "site", "os", "product", "failure", "stale", "q", "unactivated", "at_risk")
 PAGE_KEY = "page"
 
 
@@ -54,6 +54,7 @@ def _seed(flt: HostFilter) -> None:
         "stale": int(flt.stale_hours or 0),
         "q": flt.search,
         "unactivated": flt.unactivated_only,
+        "at_risk": flt.include_at_risk,
     }
     for key, value in values.items():
         if key not in st.session_state:
@@ -86,10 +87,10 @@ def filter_bar(
     with first[1]:
         kinds = _multiselect(t("Activation type"), [str(x) for x in ActivationType], "type")
     with first[2]:
-        statuses = _multiselect(t("License status"), [str(x) for x in LicenseStatus], "status")
+        statuses = _multiselect(t("License status"), [str(x) for x in HostState], "status")
     with first[3]:
         failures = _multiselect(t("Poll failure"), [str(x) for x in FailureClass], "failure")
-    second = st.columns([2, 3, 2, 2, 2, 3])
+    second = st.columns([2, 3, 2, 2, 2, 3, 3])
     with second[0]:
         site = _multiselect(t("Site"), _options(sites, "site"), "site", str)
     with second[1]:
@@ -102,10 +103,12 @@ def filter_bar(
         search = st.text_input(t("Search host name"), key="q", max_chars=200)
     with second[5]:
         unactivated = st.toggle(t("Only unactivated hosts"), key="unactivated")
+    with second[6]:
+        at_risk = st.toggle(t("Include at-risk licensed hosts"), key="at_risk", help=t("AT_RISK_HELP"))
     return HostFilter(
         error_codes=tuple(code),
         activation_types=tuple(ActivationType(x) for x in kinds),
-        license_statuses=tuple(LicenseStatus(x) for x in statuses),
+        license_statuses=tuple(HostState(x) for x in statuses),
         sites=tuple(site),
         os_captions=tuple(os_names),
         product_types=tuple(ProductType(x) for x in products),
@@ -113,6 +116,7 @@ def filter_bar(
         stale_hours=int(stale) or None,
         search=search.strip(),
         unactivated_only=bool(unactivated),
+        include_at_risk=bool(at_risk),
     )
 
 

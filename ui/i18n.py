@@ -238,9 +238,36 @@ ZH_TW: Mapping[str, str] = {
     "dns_srv": "DNS SRV 紀錄",
     "kms_port": "KMS 連接埠",
     "grace_expiry": "寬限期到期",
+    "kms_host": "KMS 主機狀態",
+    # renewals
+    "RenewalFailing": "已授權—續約失敗",
+    "Include at-risk licensed hosts": "包含有風險的已授權主機",
+    "AT_RISK_HELP": "已授權但續約一再失敗的 KMS 用戶端：有效期限一到就會掉出啟用狀態。",
+    "Renewal failing": "續約失敗",
+    "Licensed KMS clients whose renewals fail: they drop out of activation when their validity ends.": (
+        "續約一再失敗的已授權 KMS 用戶端：有效期限一到就會掉出啟用狀態。"
+    ),
+    "Renewals are failing: Windows drops to Notification on {date} (in {days} days) unless one succeeds.": (
+        "續約持續失敗：除非有一次成功，Windows 將於 {date}（{days} 天後）進入通知模式。"
+    ),
+    "KMS host for Office only": "僅為 Office 的 KMS 主機",
+    "another product only": "僅為其他產品",
+    "KMS host for": "KMS 主機服務對象",
+    "KMS_CAP_HELP": "KMS 主機只記得最近 50 台電腦（只有伺服器時為 10 台），計數不會超過此上限。",
+    "Open the KMS host": "開啟 KMS 主機",
 }
 
-TABLES: Mapping[str, Mapping[str, str]] = {"zh-TW": ZH_TW}
+# English words for values stored as codes (the key is the English text everywhere else).
+EN: Mapping[str, str] = {
+    "RenewalFailing": "Licensed \u2014 renewal failing",
+    "AT_RISK_HELP": "Licensed KMS clients whose renewals keep failing: they drop out of activation when their "
+    "validity ends.",
+    "kms_host": "KMS host state",
+    "KMS_CAP_HELP": "A KMS host remembers the 50 most recent machines (10 when only servers contact it); the count "
+    "never exceeds that cap.",
+}
+
+TABLES: Mapping[str, Mapping[str, str]] = {"en": EN, "zh-TW": ZH_TW}
 
 
 def normalise_language(value: str | None, default: str = DEFAULT_LANGUAGE) -> str:

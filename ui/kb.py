@@ -43,8 +43,11 @@ def entries(lang: str) -> tuple[ErrorCode, ...]:
     return all_codes(lang)
 
 
-def entry_block(code: str, lang: str, *, compact: bool = False) -> ErrorCode:
-    """Draw one entry: title, message, (activation types and causes), numbered steps, commands, article."""
+def entry_block(code: str, lang: str, *, compact: bool = False, activation_type: str | None = None) -> ErrorCode:
+    """Draw one entry: title, message, (activation types and causes), numbered steps, commands, article.
+
+    With ``activation_type`` (a host's), the steps are the variant written for that kind of activation.
+    """
     entry = lookup(code, lang)
     st.subheader(f"{entry.code} · {entry.title}")
     st.markdown(entry.message)
@@ -54,7 +57,8 @@ def entry_block(code: str, lang: str, *, compact: bool = False) -> ErrorCode:
         st.markdown(f"**{t('Causes')}**")
         st.markdown("\n".join(f"- {cause}" for cause in entry.causes))
     st.markdown(f"**{t('Resolution steps')}**")
-    st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(entry.steps, start=1)))
+    steps = entry.steps_for(activation_type) if activation_type else entry.steps
+    st.markdown("\n".join(f"{number}. {step}" for number, step in enumerate(steps, start=1)))
     if entry.commands:
         st.markdown(f"**{t('Commands')}**")
         st.code("\n".join(entry.commands), language="powershell")

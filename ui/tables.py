@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from knowledge.kms import KmsState
+from knowledge.kms import KMS_COUNT_CAP, KmsState
 from ui import links
 from ui.i18n import t
 
@@ -33,9 +33,11 @@ def _text(label: str) -> Any:
 
 def hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The working list with a details link per host and a resolution link per failing row."""
-    shown = frame.drop(columns=["resolution_url"], errors="ignore").assign(
+    shown = frame.drop(columns=["resolution_url", "state"], errors="ignore").assign(
         details=[links.host_url(host, lang) for host in frame["host"]],
         resolution=[links.resolution_url(code, lang) for code in frame["error_code"]],
+        # the state people read: "Licensed - renewal failing" apart from a healthy Licensed
+        license_status=[t(str(state)) if isinstance(state, str) else state for state in frame["state"]],
     )
     order = [*HOSTS_LEADING, "license_status", "activation_type"]
     rest = [column for column in shown.columns if column not in order]
@@ -62,11 +64,15 @@ def hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, Any]]
     return shown[order + rest], config
 
 
+ROLE_WORDS = {"windows": "Windows", "office": "KMS host for Office only", "other": "another product only"}
+
+
 def kms_hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """KMS hosts with their state in words and the count as a bar out of the cap."""
     shown = frame.assign(
         state=[KmsState(state).words(lang) for state in frame["state"]],
         details=[links.host_url(host, lang) for host in frame["host"]],
+        kms_role=[t(ROLE_WORDS.get(str(role), "")) for role in frame["kms_role"]],
     )
     config = {
         "host": _text("host"),
@@ -74,7 +80,10 @@ def kms_hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, A
         "computer_name": _text("computer name"),
         "fqdn": _text("FQDN"),
         "product_type": _text("product type"),
-        "current_count": st.column_config.ProgressColumn(t("current count"), min_value=0, max_value=50, format="%d"),
+        "kms_role": _text("KMS host for"),
+        "current_count": st.column_config.ProgressColumn(
+            t("current count"), min_value=0, max_value=KMS_COUNT_CAP, format="%d", help=t("KMS_CAP_HELP")
+        ),
         "state": _text("state"),
         "total_requests": st.column_config.NumberColumn(t("requests")),
         "failed_requests": st.column_config.NumberColumn(t("failed requests")),

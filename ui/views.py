@@ -31,9 +31,15 @@ METRICS = (
     Metric("in_grace", "In grace", "inverse"),
     Metric("unlicensed", "Notification / unlicensed", "inverse"),
     Metric("failing", "Failing", "inverse"),
+    Metric("at_risk", "Renewal failing", "inverse"),
     Metric("unreachable", "Unreachable", "inverse"),
     Metric("stale", "Stale since {h} h", "inverse"),
 )
+
+
+METRIC_HELP = {
+    "at_risk": "Licensed KMS clients whose renewals fail: they drop out of activation when their validity ends."
+}
 
 
 def delta(current: int, previous: int | None) -> int | None:
@@ -48,12 +54,13 @@ def headline(summary: FleetSummary, stale_hours: float) -> None:
     for column, metric in zip(columns, METRICS, strict=True):
         value = int(getattr(summary, metric.field))
         label = t(metric.label).format(h=f"{stale_hours:g}")
+        explained = METRIC_HELP.get(metric.field)
         column.metric(
             label,
             f"{value:,}",
             delta=delta(value, previous.get(metric.field)),
             delta_color=metric.delta_color,  # type: ignore[arg-type]
-            help=t("Change since the previous day"),
+            help=t(explained) if explained else t("Change since the previous day"),
         )
 
 

@@ -2,7 +2,8 @@
 
 A user opens the Overview, filters the Hosts page by an error code through the widget, downloads the
 CSV and finds exactly the simulator's unactivated hosts with that code, follows a resolution link to
-its knowledge-base entry and switches to Traditional Chinese. Every page is saved as a screenshot.
+its knowledge-base entry, finds Licensed hosts whose renewals fail flagged on the Overview, Hosts and
+Host detail pages, and switches to Traditional Chinese. Every page is saved as a screenshot.
 """
 
 from __future__ import annotations
@@ -83,7 +84,12 @@ def test_filter_by_code_download_csv_and_follow_the_resolution(
         page.get_by_role("button", name="Download CSV of unactivated hosts").click()
     content = Path(download.value.path()).read_bytes()
     rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
-    expected = {row["host"] for row in dashboard.truth if row["error_code"] == code and not row["poll_error"]}
+    # Licensed hosts whose renewals fail carry a code too, but are not unactivated: not in this CSV
+    expected = {
+        row["host"]
+        for row in dashboard.truth
+        if row["error_code"] == code and not row["poll_error"] and not row["renewal_failing"]
+    }
     assert {row["host"] for row in rows} == expected
     assert {row["error_code"] for row in rows} == {code}
     for row in rows:
@@ -182,3 +188,34 @@ def test_clicking_a_bar_opens_the_hosts_of_that_code(dashboard: Dashboard, page:
     code = label.split(" ", 1)[0]
     assert f"code={code}" in page.url
     assert page.get_by_test_id("stMultiSelect").filter(has_text=code).count() == 1
+
+
+def test_licensed_hosts_whose_renewals_fail_are_shown_at_risk(dashboard: Dashboard, page: Any, artifacts: Path) -> None:
+    at_risk = sorted(row["host"] for row in dashboard.truth if row["renewal_failing"] and not row["poll_error"])
+    assert at_risk, "the simulated fleet stages renewal-failing KMS clients"
+    page.goto(dashboard.url)
+    settle(page, "stMetric")
+    assert metric(page, "Renewal failing") == str(len(at_risk))
+
+    # Hosts: hidden by the default "unactivated" view, listed with their state once the toggle is on
+    page.goto(f"{dashboard.url}/hosts?q={at_risk[0]}")
+    settle(page, "stDataFrame")
+    page.get_by_text("Include at-risk licensed hosts").click()
+    page.wait_for_function("() => location.search.includes('at_risk=1')")
+    settle(page, "stDataFrame")
+    grid = page.get_by_test_id("stDataFrame").first
+    grid.hover()
+    assert "Licensed \u2014 renewal failing" in grid_text(page)
+    shot(page, artifacts, "hosts_at_risk")
+
+    page.goto(f"{dashboard.url}/host?host={at_risk[0]}")
+    settle(page, "stDataFrame")
+    warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="Renewals are failing")
+    assert warning.count() == 1
+    assert re.search(r"drops to Notification on \d{4}-\d{2}-\d{2}", warning.inner_text())
+    shot(page, artifacts, "host_detail_at_risk")
+
+
+def grid_text(page: Any) -> str:
+    """The text of the first table: glide-data-grid draws on a canvas but keeps an accessible copy."""
+    return str(page.get_by_test_id("stDataFrame").first.locator("table").first.inner_text())

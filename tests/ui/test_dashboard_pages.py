@@ -242,3 +242,48 @@ def test_host_detail_shows_the_sign_in_and_the_classes_the_last_poll_could_not_r
     assert any("Win32_OperatingSystem, Win32_ComputerSystem" in i.value for i in at.info)
     identity = frame(at, "")
     assert "Kerberos" in set(identity.iloc[:, 1])
+
+
+# --- Licensed KMS clients whose renewals fail ----------------------------------------------------------
+
+
+def test_overview_flags_licensed_hosts_whose_renewals_fail(seeded_db_url):
+    at = app().run()
+    values = metric_values(at)
+    assert values["Renewal failing"] == str(SEED_EXPECTED["at_risk"])
+    by_type = chart_specs(at)[1]["data"]
+    at_risk = next(bar for bar in by_type if bar["name"] == "Licensed — renewal failing")
+    assert sum(at_risk["y"]) == SEED_EXPECTED["at_risk"]
+    # its own look, apart from every other state: hatched, with stripes no other bar uses
+    assert at_risk["marker"]["pattern"]["shape"] == "/"
+    others = [bar for bar in by_type if bar is not at_risk]
+    assert all(not bar["marker"].get("pattern", {}).get("shape") for bar in others)
+    assert at_risk["marker"]["pattern"]["fgcolor"] != at_risk["marker"]["color"]
+
+
+def test_hosts_page_shows_the_at_risk_state_and_filters_by_it(seeded_db_url):
+    at = open_page("ui/pages/hosts.py", status="RenewalFailing")
+    assert not at.exception
+    assert at.multiselect(key="status").value == ["RenewalFailing"]
+    table = frame(at, "resolution")
+    assert len(table) == SEED_EXPECTED["at_risk"]
+    assert set(table["license_status"]) == {"Licensed — renewal failing"}
+    assert set(table["error_code"]) == {"0x800706BA"}
+
+
+def test_the_at_risk_toggle_is_kept_in_the_url(seeded_db_url):
+    at = open_page("ui/pages/hosts.py", unactivated="1")
+    unactivated = len(frame(at, "resolution"))
+    at.toggle(key="at_risk").set_value(True).run()
+    assert at.query_params["at_risk"] == "1"
+    assert len(frame(at, "resolution")) == unactivated + SEED_EXPECTED["at_risk"]
+
+
+def test_host_detail_forecasts_when_an_at_risk_host_drops_out(seeded_db_url, seeded_hosts):
+    host = next(h for h in seeded_hosts if h.error_code == "0x800706BA")
+    at = open_page("ui/pages/host_detail.py", host=host.name)
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "Notification" in w.value]
+    assert warning.startswith("Renewals are failing: Windows drops to Notification on ")
+    assert "(in 40.0 days)" in warning or "(in 39.9 days)" in warning
+    assert metric_values(at)["License status"] == "Licensed"

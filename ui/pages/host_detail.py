@@ -32,7 +32,7 @@ if found is None:
 st.text(host)
 detail.state(found)
 st.subheader(t("Diagnosis"))
-detail.findings(found)
+detail.findings(found, lang)
 st.subheader(t("Status timeline"))
 history = data.host_history(src, host)
 if history.empty:
@@ -43,7 +43,7 @@ else:
     st.dataframe(detail.history_frame(history), hide_index=True, key="history_table")
 st.subheader(t("Resolution steps"))
 for code in detail.codes_to_fix(found):
-    kb.entry_block(code, lang, compact=True)
+    kb.entry_block(code, lang, compact=True, activation_type=found.row.activation_type)
     st.page_link(
         links.ERROR_CODES.path, label=t("Open the knowledge-base entry"), query_params={"code": code, "lang": lang}
     )

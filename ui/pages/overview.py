@@ -41,7 +41,7 @@ def live() -> None:
                 st.switch_page(links.HOSTS.path, query_params={"code": code, "lang": lang})
     with right:
         st.subheader(t("Failures by activation type"))
-        by_type = data.failures_by_activation_type(src, HostFilter(unactivated_only=True))
+        by_type = data.failures_by_activation_type(src, HostFilter(unactivated_only=True, include_at_risk=True))
         if by_type.empty:
             st.success(t("No failures."))
         else:
