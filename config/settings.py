@@ -12,13 +12,25 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+if TYPE_CHECKING:
+    from pydantic_settings.sources.types import Traversable
 
 ENV_PREFIX = "ACTIVATION_"
 CONFIG_ENV = "ACTIVATION_CONFIG"
@@ -105,8 +117,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # load_settings merges the file and the environment itself, so one mapping is validated once.
-        return (init_settings,)
+        # Strongest first; pydantic-settings adds the defaults last. The environment and the file come from
+        # the load_settings() call in progress, or from os.environ when Settings() is built directly.
+        origin = _ORIGIN.get() or _Origin.of(None, None)
+        return (
+            init_settings,
+            _EnvironmentSource(settings_cls, origin.environ),
+            _ConfigFileSource(settings_cls, origin.config_file, required=origin.config_required),
+        )
 
 
 def _validate_db_url(value: str) -> None:
@@ -145,40 +163,82 @@ def load_settings(
     *, config_file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Any
 ) -> Settings:
     """Read the settings once, at an entry point; raises ``ConfigError`` with one line."""
-    env = os.environ if environ is None else environ
-    path = config_file or Path(env.get(CONFIG_ENV, "") or DEFAULT_CONFIG_FILE)
-    values = _read_config_file(path, required=config_file is not None or bool(env.get(CONFIG_ENV)))
-    for name in Settings.model_fields:
-        raw = env.get(_env_name(name))
-        if raw is not None and (raw.strip() or name not in BLANK_MEANS_UNSET):
-            values[name] = raw
-    values.update(overrides)
+    origin = _Origin.of(config_file, environ)
+    token = _ORIGIN.set(origin)
     try:
-        return Settings(**values)
+        return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, path)) from None
+        raise ConfigError(_one_line(exc, origin.config_file)) from None
+    finally:
+        _ORIGIN.reset(token)
 
 
 # An empty environment variable means "unset" for these; a blank sign-in password is an error instead.
 BLANK_MEANS_UNSET = frozenset({"inventory_path", "dns_server", "ca_bundle", "spool_dir", "collector_name"})
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where one reading of the settings comes from: an environment and a TOML file."""
+
+    environ: Mapping[str, str]
+    config_file: Path
+    config_required: bool  # named explicitly, so a missing file is an error
+
+    @classmethod
+    def of(cls, config_file: Path | None, environ: Mapping[str, str] | None) -> _Origin:
+        env = os.environ if environ is None else environ
+        named = env.get(CONFIG_ENV, "")
+        return cls(env, config_file or Path(named or DEFAULT_CONFIG_FILE), config_file is not None or bool(named))
+
+
+_ORIGIN: ContextVar[_Origin | None] = ContextVar("settings_origin", default=None)
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """``ACTIVATION_<FIELD>`` variables, spelled exactly so, from the given mapping rather than ``os.environ``.
+
+    A blank value is left out for the fields in ``BLANK_MEANS_UNSET``, so the file or the default applies.
+    """
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ  # read by _load_env_vars, which the base class calls from __init__
+        super().__init__(settings_cls, case_sensitive=False, env_prefix=ENV_PREFIX)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        found: dict[str, str | None] = {}
+        for name in self.settings_cls.model_fields:
+            raw = self._environ.get(_env_name(name))
+            if raw is not None and (raw.strip() or name not in BLANK_MEANS_UNSET):
+                found[_env_name(name)] = raw
+        return parse_env_vars(found, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class _ConfigFileSource(TomlConfigSettingsSource):
+    """The TOML file; any problem with it is a one-line ``ConfigError`` naming the file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path, *, required: bool) -> None:
+        if not path.exists():
+            if required:
+                raise ConfigError(f"{CONFIG_ENV}: config file {path} does not exist")
+        elif not path.is_file():
+            raise ConfigError(f"{path}: cannot read config file: not a file")
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        try:
+            data = super()._read_file(file_path)
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file_path}: cannot read config file: {exc}") from None
+        if "auth_password" in data:
+            raise ConfigError(
+                f"auth_password: a password does not belong in {file_path}; set {_env_name('auth_password')}"
+            )
+        return data
+
+
 def _env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
-
-
-def _read_config_file(path: Path, *, required: bool) -> dict[str, Any]:
-    if not path.exists():
-        if required:
-            raise ConfigError(f"{CONFIG_ENV}: config file {path} does not exist")
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    if "auth_password" in data:
-        raise ConfigError(f"auth_password: a password does not belong in {path}; set {_env_name('auth_password')}")
-    return dict(data)
 
 
 def _one_line(exc: ValidationError, path: Path) -> str:

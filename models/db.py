@@ -7,7 +7,6 @@ Alembic, so the dashboard and the collector can both call it at start.
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -87,12 +87,9 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    with Path(database + ".migrate-lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # An OS lock (flock on POSIX, LockFileEx on Windows) that the kernel drops if its holder dies.
+    with FileLock(database + ".migrate-lock"):
+        yield
 
 
 def open_database(url: str) -> Engine:
