@@ -1,104 +1,126 @@
 """``python -m simulator``: ``serve`` a simulated fleet until interrupted, or ``generate`` a scenario file.
 
-A thin argparse layer over ``runtime.prepare`` and ``FleetServer``: it parses flags, prints where
-the inventory, truth and CA files are, which account is accepted (a password taken from the
-environment is never printed; a generated demo password is), prints ``ready`` once every listener
-accepts connections, and stops cleanly on SIGINT or SIGTERM.
+A thin typer layer over ``runtime.prepare`` and ``FleetServer``: it parses flags, prints where the
+inventory, truth and CA files are, which account is accepted (a password taken from the environment
+is never printed; a generated demo password is), prints ``ready`` once every listener accepts
+connections, and stops cleanly on SIGINT or SIGTERM. Exit codes: 0 served until stopped (or the
+scenario was written), 2 bad arguments, a scenario or output file that cannot be used, or a listener
+that cannot bind.
+
+``collectors.demo`` and ``bench/`` start ``serve`` as a subprocess and read its stdout up to the line
+starting with ``ready``; ``dns server:`` and the file lines are part of that contract.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated, Literal, get_args
+
+import typer
 
 from simulator import generator, scenario
 from simulator.runtime import FleetOptions, Prepared, prepare
-from simulator.scenario import TRANSPORTS, WinrmService
+from simulator.scenario import WinrmService
 
+PROG = "python -m simulator"
 PASSWORD_ENV = "SIMULATOR_PASSWORD"  # noqa: S105 - the name of a variable, not a secret
+EXIT_USAGE = 2
+
+# scenario.TRANSPORTS as a type, which typer offers as a choice (tests/simulator/test_cli.py keeps them equal).
+Transport = Literal["negotiate", "kerberos", "ntlm", "basic"]
+
+app = typer.Typer(
+    help="Simulated Windows fleet over WinRM.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,  # a traceback must not print --password or $SIMULATOR_PASSWORD
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulator", description="Simulated Windows fleet over WinRM.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve a fleet on 127.0.0.0/8 until interrupted")
-    _fleet_flags(serve)
-    gen = commands.add_parser("generate", help="write a generated scenario file")
-    gen.add_argument("--hosts", type=int, default=50, help="number of hosts")
-    gen.add_argument("--seed", type=int, default=1, help="random seed")
-    gen.add_argument("--out", type=Path, required=True, help="scenario JSON to write")
-    return parser
+def _fail(message: str) -> typer.Exit:
+    sys.stderr.write(f"error: {message}\n")
+    return typer.Exit(EXIT_USAGE)
 
 
-def _fleet_flags(serve: argparse.ArgumentParser) -> None:
-    serve.add_argument("--hosts", type=int, default=50, help="number of generated hosts")
-    serve.add_argument("--seed", type=int, default=1, help="random seed of the generated fleet")
-    serve.add_argument("--scenario", type=Path, help="scenario JSON/YAML instead of a generated fleet")
-    serve.add_argument("--inventory-out", type=Path, help="write the collector inventory CSV here")
-    serve.add_argument("--truth-out", type=Path, help="write the ground-truth JSON here")
-    serve.add_argument("--ca-out", type=Path, help="write the CA certificate (PEM) of HTTPS hosts here")
-    serve.add_argument("--username", default="simadmin", help="the account every host accepts")
-    serve.add_argument("--password", help=f"its password (default: ${PASSWORD_ENV}, else generated)")
-    serve.add_argument("--https", action="store_true", help="serve every host over HTTPS")
-    serve.add_argument("--latency-ms", type=int, default=0, help="latency added to every reply")
-    serve.add_argument("--address-base", default="127.10.0.0", help="first host is base+1 (127.0.0.0/8)")
-    serve.add_argument("--port", type=int, default=5985, help="WinRM HTTP port (0 = any free port)")
-    serve.add_argument("--https-port", type=int, default=5986, help="WinRM HTTPS port (0 = any free port)")
-    serve.add_argument("--kms-port", type=int, default=0, help="TCP port of listening KMS hosts (0 = free port)")
-    serve.add_argument("--dns-port", type=int, default=0, help="UDP port of the DNS responder (0 = free port)")
-    serve.add_argument("--basic", action="store_true", help="enable Basic in every host's WinRM service")
-    serve.add_argument(
-        "--allow-unencrypted",
-        action="store_true",
-        help="set AllowUnencrypted on every host (Basic or clear text over HTTP)",
-    )
-    serve.add_argument("--keytab", type=Path, help="keytab with the hosts' HTTP/<fqdn> keys: serve Kerberos")
-    serve.add_argument("--names", action="store_true", help="list hosts by DNS name in the inventory (Kerberos)")
-    serve.add_argument(
-        "--spns", action="store_true", help="add each host's HTTP/<fqdn> SPN to the inventory (Kerberos)"
-    )
-    serve.add_argument("--transport", choices=TRANSPORTS, help="the transport every inventory row names")
+# --- serve -----------------------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "generate":
-        scenario.save(generator.generate(args.hosts, args.seed), args.out)
-        print(f"scenario with {args.hosts} hosts written to {args.out}")
-        return 0
+@app.command()
+def serve(
+    hosts: Annotated[int, typer.Option("--hosts", help="Number of generated hosts.")] = 50,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the generated fleet.")] = 1,
+    scenario_path: Annotated[
+        Path | None, typer.Option("--scenario", help="Scenario JSON/YAML instead of a generated fleet.")
+    ] = None,
+    inventory_out: Annotated[
+        Path | None, typer.Option("--inventory-out", help="Write the collector inventory CSV here.")
+    ] = None,
+    truth_out: Annotated[Path | None, typer.Option("--truth-out", help="Write the ground-truth JSON here.")] = None,
+    ca_out: Annotated[
+        Path | None, typer.Option("--ca-out", help="Write the CA certificate (PEM) of HTTPS hosts here.")
+    ] = None,
+    username: Annotated[str, typer.Option("--username", help="The account every host accepts.")] = "simadmin",
+    password: Annotated[
+        str | None, typer.Option("--password", help=f"Its password (default: ${PASSWORD_ENV}, else generated).")
+    ] = None,
+    https: Annotated[bool, typer.Option("--https", help="Serve every host over HTTPS.")] = False,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Latency added to every reply.")] = 0,
+    address_base: Annotated[
+        str, typer.Option("--address-base", help="First host is base+1 (127.0.0.0/8).")
+    ] = "127.10.0.0",
+    port: Annotated[int, typer.Option("--port", help="WinRM HTTP port (0 = any free port).")] = 5985,
+    https_port: Annotated[int, typer.Option("--https-port", help="WinRM HTTPS port (0 = any free port).")] = 5986,
+    kms_port: Annotated[int, typer.Option("--kms-port", help="TCP port of listening KMS hosts (0 = free port).")] = 0,
+    dns_port: Annotated[int, typer.Option("--dns-port", help="UDP port of the DNS responder (0 = free port).")] = 0,
+    basic: Annotated[bool, typer.Option("--basic", help="Enable Basic in every host's WinRM service.")] = False,
+    allow_unencrypted: Annotated[
+        bool,
+        typer.Option("--allow-unencrypted", help="Set AllowUnencrypted on every host (Basic or clear text over HTTP)."),
+    ] = False,
+    keytab: Annotated[
+        Path | None, typer.Option("--keytab", help="Keytab with the hosts' HTTP/<fqdn> keys: serve Kerberos.")
+    ] = None,
+    names: Annotated[bool, typer.Option("--names", help="List hosts by DNS name in the inventory (Kerberos).")] = False,
+    spns: Annotated[
+        bool, typer.Option("--spns", help="Add each host's HTTP/<fqdn> SPN to the inventory (Kerberos).")
+    ] = False,
+    transport: Annotated[
+        Transport | None,
+        typer.Option(
+            "--transport",
+            metavar="<transport>",
+            help=f"The transport every inventory row names: {', '.join(get_args(Transport))}.",
+        ),
+    ] = None,
+) -> None:
+    """Serve a fleet on 127.0.0.0/8 until interrupted."""
+    options = FleetOptions(
+        hosts=hosts, seed=seed, scenario_path=scenario_path, username=username,
+        password=password or os.environ.get(PASSWORD_ENV), https=https, latency_ms=latency_ms,
+        address_base=address_base, http_port=port, https_port=https_port, kms_port=kms_port,
+        dns_port=dns_port, inventory_out=inventory_out, truth_out=truth_out, ca_out=ca_out,
+        winrm=_service(basic, allow_unencrypted), transport=transport, names=names, spns=spns, keytab=keytab,
+    )  # fmt: skip
     try:
-        prepared = prepare(_options(args))
+        prepared = prepare(options)
     except (scenario.ScenarioError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    _announce(prepared, from_env=args.password is None and PASSWORD_ENV in os.environ)
+        raise _fail(str(exc)) from None
+    _announce(prepared, from_env=password is None and PASSWORD_ENV in os.environ)
     try:
         asyncio.run(_serve(prepared))
     except OSError as exc:
-        print(f"error: cannot listen: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        raise _fail(f"cannot listen: {exc}") from None
 
 
-def _options(args: argparse.Namespace) -> FleetOptions:
-    return FleetOptions(
-        hosts=args.hosts, seed=args.seed, scenario_path=args.scenario, username=args.username,
-        password=args.password or os.environ.get(PASSWORD_ENV), https=args.https, latency_ms=args.latency_ms,
-        address_base=args.address_base, http_port=args.port, https_port=args.https_port, kms_port=args.kms_port,
-        dns_port=args.dns_port, inventory_out=args.inventory_out, truth_out=args.truth_out, ca_out=args.ca_out,
-        winrm=_service(args), transport=args.transport, names=args.names, spns=args.spns, keytab=args.keytab,
-    )  # fmt: skip
-
-
-def _service(args: argparse.Namespace) -> WinrmService | None:
-    if not (args.basic or args.allow_unencrypted):
+def _service(basic: bool, allow_unencrypted: bool) -> WinrmService | None:
+    if not (basic or allow_unencrypted):
         return None  # each host keeps its own settings: Windows' defaults unless the scenario says otherwise
-    return WinrmService(basic=args.basic, allow_unencrypted=args.allow_unencrypted)
+    return WinrmService(basic=basic, allow_unencrypted=allow_unencrypted)
 
 
 def _announce(prepared: Prepared, from_env: bool) -> None:
@@ -127,7 +149,10 @@ async def _serve(prepared: Prepared) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # Windows: no signal handlers on the event loop
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     await prepared.server.start()
     print("ready: every listener accepts connections (Ctrl-C to stop)", flush=True)
     try:
@@ -135,3 +160,25 @@ async def _serve(prepared: Prepared) -> None:
     finally:
         await prepared.server.stop()
         print("stopped", flush=True)
+
+
+# --- generate --------------------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Scenario JSON to write.")],
+    hosts: Annotated[int, typer.Option("--hosts", min=1, help="Number of hosts.")] = 50,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
+) -> None:
+    """Write a generated scenario file."""
+    try:
+        scenario.save(generator.generate(hosts, seed), out)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"scenario with {hosts} hosts written to {out}")
+
+
+def main() -> None:
+    """Run the command line (``python -m simulator``); exits with the command's code."""
+    app(prog_name=PROG)
