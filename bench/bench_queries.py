@@ -23,9 +23,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-from models import kms, queries, store
+from models import kms, queries, runs, store
 from models.db import make_engine, upgrade
-from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, Severity
+from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.export import write_csv
 from models.filters import HostFilter
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters, ProductState
@@ -79,7 +79,7 @@ def build(engine: Engine, hosts: int, days: int, seed: int = 1) -> dict[str, flo
     failing = set(rng.sample(range(hosts), hosts // 7))
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        run = store.start_run(conn, collector="bench", shard=None, hosts_total=hosts, started_at=start)
+        run = runs.start_run(conn, collector="bench", shard=None, hosts_total=hosts, started_at=start)
     for lo in range(0, hosts, 1000):
         batch = [make_result(i, start, rng, i in failing) for i in range(lo, min(hosts, lo + 1000))]
         with engine.begin() as conn:
@@ -96,7 +96,7 @@ def build(engine: Engine, hosts: int, days: int, seed: int = 1) -> dict[str, flo
         with engine.begin() as conn:
             store.write_results(conn, None, results)
             store.refresh_rollup(conn, at.date())
-            store.finish_run(conn, run, finished_at=at, status=store.RunStatus.COMPLETE)
+            runs.finish_run(conn, run, finished_at=at, status=RunStatus.COMPLETE)
     return {"ingest_hosts_per_s": hosts / ingest_s, "build_s": time.perf_counter() - t0}
 
 
@@ -130,7 +130,7 @@ def page_queries(engine: Engine) -> dict[str, Callable[[], Any]]:
             lambda c: queries.failures_by_activation_type(c, HostFilter()),
             lambda c: queries.activation_trend(c, days=90),
             lambda c: queries.grace_expiring(c, within_days=14),
-            lambda c: queries.last_completed_run(c),
+            lambda c: runs.last_completed_run(c),
         ),
         "kms_hosts": run(lambda c: kms.kms_hosts(c), lambda c: kms.kms_count_history(c, "h3")),
         "hosts (unfiltered page)": run(
@@ -141,7 +141,7 @@ def page_queries(engine: Engine) -> dict[str, Callable[[], Any]]:
         "hosts (error code filter)": run(lambda c: queries.host_count(c, code), lambda c: queries.host_page(c, code)),
         "host detail": run(lambda c: queries.host_detail(c, "h12345"), lambda c: queries.host_history(c, "h12345")),
         "error codes": run(lambda c: queries.code_counts(c)),
-        "poll runs": run(lambda c: queries.poll_runs(c)),
+        "poll runs": run(lambda c: runs.poll_runs(c)),
         "csv export (all unactivated)": run(lambda c: write_csv(c, HostFilter(), io.BytesIO())),
     }
 

@@ -8,6 +8,7 @@ configuration or inventory, 3 the database is unusable and the spool unwritable.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -28,14 +29,15 @@ from rich.table import Table
 from collectors.credentials import Credential, CredentialError, load_credentials, log_to_stderr, read_secrets_file
 from collectors.errors import EXPLANATION, InventoryError, SpoolError
 from collectors.inventory import Inventory, load_inventory, parse_shard, select_shard
-from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
-from collectors.poller import Progress as PollProgress
 from collectors.probes import Probes
+from collectors.run import PollContext, RunOptions, RunSummary, run_poll
+from collectors.run import Progress as PollProgress
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
 from config.settings import ConfigError, Settings, load_settings
-from models.enums import ActivationType, FailureClass, HostState, ProductType
-from models.filters import HostFilter
+from models import hostfacts
+from models.enums import FailureClass
+from models.filters import BY_KEY, CRITERIA, VIEW_KEYS, Criterion, HostFilter
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -255,7 +257,7 @@ def summary_table(summary: RunSummary) -> Table:
         ("duration", f"{summary.duration_s:.1f} s"),
         ("rate", f"{summary.rate:.1f} hosts/s"),
     ]
-    rows += [(f"  {name}", str(n)) for name, n in sorted(summary.license_statuses.items())]
+    rows += [(f"  {hostfacts.state_words(name)}", str(n)) for name, n in sorted(summary.license_statuses.items())]
     rows += [
         (f"failed: {name}", f"{n}  ({EXPLANATION[FailureClass(name)]})") for name, n in sorted(summary.failures.items())
     ]
@@ -281,57 +283,15 @@ def _configure_logging(credentials: Iterable[Credential]) -> None:
 # --- export ----------------------------------------------------------------------------------------
 
 
-@app.command()
 def export(
-    unactivated: Annotated[bool, typer.Option("--unactivated", help="Only hosts that are not activated.")] = False,
-    error_code: Annotated[
-        list[str] | None, typer.Option("--error-code", help="Only this error code (repeatable).")
-    ] = None,
-    activation_type: Annotated[
-        list[str] | None, typer.Option("--activation-type", help="Only this activation type (repeatable).")
-    ] = None,
-    status: Annotated[list[str] | None, typer.Option("--status", help="Only this license status (repeatable).")] = None,
-    site: Annotated[list[str] | None, typer.Option("--site", help="Only this site (repeatable).")] = None,
-    os_caption: Annotated[
-        list[str] | None, typer.Option("--os", help="Only this OS caption, as the dashboard lists it (repeatable).")
-    ] = None,
-    product_type: Annotated[
-        list[str] | None, typer.Option("--product-type", help="Only workstation, server or domain controller.")
-    ] = None,
-    failure: Annotated[
-        list[str] | None, typer.Option("--failure", help="Only hosts whose last poll failed with this class.")
-    ] = None,
-    stale_hours: Annotated[
-        str | None, typer.Option("--stale-hours", help="Only hosts without a successful poll for N hours.")
-    ] = None,
-    search: Annotated[str | None, typer.Option("--search", help="Only hosts whose name contains TEXT.")] = None,
-    filter_query: Annotated[
-        str | None,
-        typer.Option("--filter", help="The dashboard's URL query, e.g. 'code=0xC004F074&site=Taipei'."),
-    ] = None,
-    include_at_risk: Annotated[
-        bool,
-        typer.Option(
-            "--include-at-risk", help="Also Licensed KMS clients whose renewals fail (they drop out when they expire)."
-        ),
-    ] = False,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV file to write (default: stdout).")] = None,
-    db: Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")] = None,
+    *,
+    filter_query: str | None = None,
+    output: Path | None = None,
+    db: str | None = None,
+    **criteria: Any,
 ) -> None:
     """Write the hosts matching the filter as the dashboard's CSV (always the unactivated ones)."""
-    options = {
-        "code": error_code or [],
-        "type": activation_type or [],
-        "status": status or [],
-        "site": site or [],
-        "os": os_caption or [],
-        "product": product_type or [],
-        "failure": failure or [],
-        "stale": [] if stale_hours is None else [stale_hours],
-        "q": [] if search is None else [search],
-        "unactivated": ["1"] if unactivated else [],
-        "at_risk": ["1"] if include_at_risk else [],
-    }
+    options = {c.key: _given(criteria.get(c.field)) for c in CRITERIA}
     try:
         settings = _settings(db_url=db)
         flt = filter_from_options(options, filter_query)
@@ -341,34 +301,41 @@ def export(
     Console(stderr=True).print(f"{rows} host(s) exported", highlight=False)
 
 
-# Option name for each key of the dashboard's URL form, to name the culprit in error messages.
-_OPTION_OF_PARAM = {
-    "code": "--error-code",
-    "type": "--activation-type",
-    "status": "--status",
-    "site": "--site",
-    "os": "--os",
-    "product": "--product-type",
-    "failure": "--failure",
-    "stale": "--stale-hours",
-    "q": "--search",
-    "unactivated": "--unactivated",
-    "at_risk": "--include-at-risk",
-}
+def _given(value: object) -> list[str]:
+    """An export option's value in the URL form: repeated values, one value, or a flag."""
+    if value is None or value is False:
+        return []
+    if value is True:
+        return ["1"]
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
-_SINGLE_VALUED = ("stale", "q", "unactivated", "at_risk")
-_VIEW_ONLY_KEYS = ("lang", "page")
 
-_REJECTED = {
-    "code": "not an error code",
-    "type": f"not an activation type (one of {', '.join(ActivationType)})",
-    "status": f"not a license status (one of {', '.join(HostState)})",
-    "product": f"not a product type (one of {', '.join(ProductType)})",
-    "failure": f"not a failure class (one of {', '.join(FailureClass)})",
-    "stale": "not a number of hours from 1 to 8760",
-    "site": "empty or too long",
-    "os": "empty or too long",
-}
+def _criterion_option(c: Criterion) -> inspect.Parameter:
+    """``export``'s option for one filter criterion, generated from the filter vocabulary."""
+    if c.kind == "values":
+        annotation: Any = Annotated[list[str] | None, typer.Option(c.option, help=c.help)]
+        return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    if c.kind == "flag":
+        annotation = Annotated[bool, typer.Option(c.option, help=c.help)]
+        return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation)
+    annotation = Annotated[str | None, typer.Option(c.option, help=c.help)]
+    return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+
+_EXPORT_OPTIONS = (
+    ("filter_query", Annotated[str | None, typer.Option(
+        "--filter", help="The dashboard's URL query, e.g. 'code=0xC004F074&site=Taipei'.")], None),
+    ("output", Annotated[Path | None, typer.Option(
+        "--output", "-o", help="CSV file to write (default: stdout).")], None),
+    ("db", Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")], None),
+)  # fmt: skip
+_export_parameters = [_criterion_option(c) for c in CRITERIA] + [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, annotation, default in _EXPORT_OPTIONS
+]
+export.__signature__ = inspect.Signature(_export_parameters)  # type: ignore[attr-defined]
+export.__annotations__ = {p.name: p.annotation for p in _export_parameters} | {"return": None}
+app.command()(export)
 
 
 def filter_from_options(options: dict[str, list[str]], query: str | None = None) -> HostFilter:
@@ -380,14 +347,14 @@ def filter_from_options(options: dict[str, list[str]], query: str | None = None)
     params = {key: list(values) for key, values in options.items()}
     for key, values in _parse_query(query or "").items():
         params[key] = params.get(key, []) + values
-    for key in _SINGLE_VALUED:
-        if len(set(params.get(key, []))) > 1:
-            raise CliError(f"{_OPTION_OF_PARAM[key]}: given more than once with different values")
+    for c in CRITERIA:
+        if c.kind != "values" and len(set(params.get(c.key, []))) > 1:
+            raise CliError(f"{c.option}: given more than once with different values")
     flt, rejected = HostFilter.from_params(params)
     if rejected:
         key, _, value = rejected[0].partition("=")
-        why = _REJECTED.get(key, "not accepted")
-        raise CliError(f"{_OPTION_OF_PARAM.get(key, key)}: {why}: {value!r}")
+        c = BY_KEY[key]
+        raise CliError(f"{c.option}: {c.invalid}: {value!r}")
     return flt
 
 
@@ -397,11 +364,11 @@ def _parse_query(query: str) -> dict[str, list[str]]:
     except ValueError:
         raise CliError(f"--filter: not a URL query: {query[:80]!r}") from None
     # A URL copied from the dashboard also says which language and page it showed; neither filters.
-    for key in _VIEW_ONLY_KEYS:
+    for key in VIEW_KEYS:
         parsed.pop(key, None)
-    unknown = sorted(set(parsed) - set(_OPTION_OF_PARAM))
+    unknown = sorted(set(parsed) - set(BY_KEY))
     if unknown:
-        raise CliError(f"--filter: unknown key {unknown[0]!r} (use {', '.join(_OPTION_OF_PARAM)})")
+        raise CliError(f"--filter: unknown key {unknown[0]!r} (use {', '.join(BY_KEY)})")
     return parsed
 
 

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 
 from collectors.credentials import Credential
 from collectors.inventory import load_inventory
-from collectors.poller import PollContext, Progress, RunOptions, RunSummary, run_poll
 from collectors.probes import Probes
+from collectors.run import PollContext, Progress, RunOptions, RunSummary, run_poll
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
 from config.settings import Settings

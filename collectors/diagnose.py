@@ -9,16 +9,16 @@ never as a failure.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from collectors.deadline import Deadline
 from collectors.probes import Probes, SrvAnswer, TcpAnswer
 from knowledge.codes import codes_for_check
 from knowledge.kms import CLOCK_SKEW_LIMIT, KMS_DEFAULT_PORT, can_activate, required_count, windows_name
-from models import identity
-from models.enums import ActivationType, LicenseStatus, ProductType, Severity
+from models.enums import LicenseStatus, ProductType, Severity
+from models.hostfacts import kms_client_product, machine_name, qualified
 from models.records import EvidenceValue, Finding, ProductState
 
 CHECK_KMS_COUNT = "kms_count"
@@ -102,12 +102,12 @@ class KmsHostLike(Protocol):
 
 
 def diagnose(
-    facts: HostFacts, probes: Probes, *, grace_warning_days: int, deadline: float | None = None
+    facts: HostFacts, probes: Probes, *, grace_warning_days: int, deadline: Deadline | None = None
 ) -> tuple[Finding, ...]:
     """Per-host findings (all checks except ``kms_count``).
 
-    ``deadline`` (``time.monotonic``) bounds every network probe for this host; pass what is left
-    of the host's deadline. Without it the host gets ``probes.host_budget_s`` from now.
+    ``deadline`` bounds every network probe for this host; pass the host's own deadline. Without it
+    the host gets ``probes.host_budget_s`` from now.
     """
     findings = [clock_skew(facts)] if facts.host_time is not None else []
     findings.extend(grace_expiry(p, grace_warning_days) for p in facts.products if _in_grace(p))
@@ -117,14 +117,7 @@ def diagnose(
     return tuple(f for f in findings if f is not None)
 
 
-def kms_client_product(products: Sequence[ProductState]) -> ProductState | None:
-    """The product activating against KMS, if any (a failing one first)."""
-    clients = [p for p in products if p.activation_type is ActivationType.KMS_CLIENT]
-    clients.sort(key=lambda p: (p.error_code is None, p.license_status is LicenseStatus.LICENSED))
-    return clients[0] if clients else None
-
-
-def _kms_network(facts: HostFacts, product: ProductState, probes: Probes, deadline: float) -> list[Finding]:
+def _kms_network(facts: HostFacts, product: ProductState, probes: Probes, deadline: Deadline) -> list[Finding]:
     findings: list[Finding] = []
     if facts.domain:
         findings.append(dns_srv(probes.srv(facts.domain, deadline=deadline), product))
@@ -133,14 +126,6 @@ def _kms_network(facts: HostFacts, product: ProductState, probes: Probes, deadli
         name = qualified(use.host, facts.domain)
         findings.append(kms_port(use, probes.tcp(name, use.port, deadline=deadline), product.error_code))
     return findings
-
-
-def qualified(name: str, domain: str | None) -> str:
-    """A short KMS name as the client itself resolves it: with its own DNS domain appended."""
-    key = identity.name_key(name)
-    if key is not None and key.kind == "short" and domain:
-        return f"{key.key}.{domain.strip().rstrip('.').lower()}"
-    return name
 
 
 def depends_on_discovery(product: ProductState) -> bool:
@@ -165,15 +150,11 @@ def kms_in_use(product: ProductState) -> KmsUse | None:
     A client that has discovered nothing is left alone: the SRV check already covers discovery.
     """
     if product.kms_machine:
-        return KmsUse(_name(product.kms_machine), product.kms_port or KMS_DEFAULT_PORT, "pinned")
+        return KmsUse(machine_name(product.kms_machine), product.kms_port or KMS_DEFAULT_PORT, "pinned")
     if product.discovered_kms_machine:
         port = product.discovered_kms_port or KMS_DEFAULT_PORT
-        return KmsUse(_name(product.discovered_kms_machine), port, "discovered")
+        return KmsUse(machine_name(product.discovered_kms_machine), port, "discovered")
     return None
-
-
-def _name(host: str) -> str:
-    return host.strip().rstrip(".").lower()
 
 
 def _in_grace(product: ProductState) -> bool:

@@ -2,9 +2,9 @@
 
 Reads a CSV (``host,port,scheme,transport,credential,site,tags[,spn]``) or a YAML file whose sources are
 explicit hosts, CIDR ranges (expanded to addresses, never probed) and Active Directory computers
-found through LDAP. Each bad entry becomes an ``InventoryProblem`` with file and line and is skipped;
-only a file that cannot be used at all raises ``InventoryError``. Also owns the stable shard
-partition (``--shard K/N``). It does not talk WinRM and does not read passwords.
+found through LDAP (``collectors.directory``). Each bad entry becomes an ``InventoryProblem`` with file
+and line and is skipped; only a file that cannot be used at all raises ``InventoryError``. Also owns the
+stable shard partition (``--shard K/N``). It does not talk WinRM and does not read passwords.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import csv
 import hashlib
 import ipaddress
 import logging
-import math
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from collectors.directory import LdapSearch, SourceError, ldap_source, search_computers
 from collectors.errors import InventoryError
 from models.records import HostIdentity
 
@@ -34,7 +34,6 @@ DEFAULT_TRANSPORT = "negotiate"
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
 DEFAULT_CREDENTIAL = "default"
 MAX_PREFIX_WITHOUT_FORCE = 16
-LDAP_PAGE_SIZE = 500
 # Basic over plain HTTP sends the password in clear: refused unless the inventory opts in, with this
 # top-level YAML key or, per row (CSV too), with this tag.
 ALLOW_BASIC_HTTP_KEY = "allow_basic_over_http"
@@ -44,8 +43,6 @@ log = logging.getLogger("collectors")
 
 Scheme = Literal["http", "https"]
 Transport = Literal["negotiate", "kerberos", "ntlm", "basic"]
-LdapAuth = Literal["ntlm", "simple", "anonymous"]
-LDAP_AUTHS = ("ntlm", "simple", "anonymous")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,22 +84,6 @@ class InventoryProblem:
 class Inventory:
     targets: tuple[Target, ...]
     problems: tuple[InventoryProblem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class LdapSource:
-    """An LDAP search for enabled Windows computer accounts (``dNSHostName``)."""
-
-    url: str
-    base: str
-    credential: str
-    auth: LdapAuth = "ntlm"
-    page_size: int = LDAP_PAGE_SIZE
-    ca_bundle: str | None = None
-    timeout_s: float = 10.0
-
-
-LdapSearch = Callable[[LdapSource, Mapping[str, str]], Iterable[str]]
 
 
 class _RowError(ValueError):
@@ -397,9 +378,9 @@ def _yaml_ldap(
     for item in items:
         line, fields = _entry(item, "url", 0)
         try:
-            source = _ldap_source(fields)
+            source = ldap_source(fields)
             hosts = list(search(source, secrets or {}))
-        except _RowError as exc:
+        except (_RowError, SourceError) as exc:
             collector.problem(line, str(exc))
             continue
         except Exception as exc:  # ldap3 raises many unrelated types; this source alone is skipped
@@ -408,100 +389,6 @@ def _yaml_ldap(
         host_fields = {k: v for k, v in fields.items() if k in CSV_COLUMNS}
         for host in hosts:
             collector.add(line, {**defaults, **host_fields, "host": host})
-
-
-def _ldap_source(fields: dict[str, Any]) -> LdapSource:
-    auth = str(fields.get("auth", "ntlm")).lower()
-    if auth not in LDAP_AUTHS:
-        raise _RowError(f"ldap auth {auth!r} is not one of {', '.join(LDAP_AUTHS)}")
-    needed = ("url", "base") if auth == "anonymous" else ("url", "base", "bind_credential")
-    missing = [k for k in needed if not fields.get(k)]
-    if missing:
-        raise _RowError(f"ldap source needs {', '.join(missing)}")
-    return LdapSource(
-        url=str(fields["url"]),
-        base=str(fields["base"]),
-        credential=str(fields.get("bind_credential") or ""),
-        auth=auth,  # type: ignore[arg-type]  # checked against LDAP_AUTHS above
-        page_size=_positive_int(fields.get("page_size", LDAP_PAGE_SIZE), "page_size"),
-        ca_bundle=fields.get("ca_bundle"),
-        timeout_s=float(fields.get("timeout_s", 10.0)),
-    )
-
-
-def _positive_int(value: Any, name: str) -> int:
-    text = _text(value)
-    if not text.isdigit() or int(text) < 1:
-        raise _RowError(f"ldap {name} {text!r} is not a positive whole number")
-    return int(text)
-
-
-# Enabled accounts are checked on the client: the AD bitwise matching rule is not portable.
-LDAP_FILTER = "(&(objectClass=computer)(operatingSystem=Windows*)(dNSHostName=*))"
-LDAP_ATTRIBUTES = ("dNSHostName", "userAccountControl")
-ACCOUNTDISABLE = 0x2
-
-
-def search_computers(source: LdapSource, secrets: Mapping[str, str]) -> Iterator[str]:
-    """``dNSHostName`` of enabled Windows computer accounts under ``source.base`` (paged search)."""
-    import ldap3  # imported here: only YAML inventories with an ldap section need it
-
-    tls = ldap3.Tls(ca_certs_file=source.ca_bundle) if source.ca_bundle else None
-    server = ldap3.Server(source.url, get_info=ldap3.NONE, tls=tls, connect_timeout=source.timeout_s)
-    connection = ldap3.Connection(
-        server,
-        **_ldap_bind(source, secrets),
-        read_only=True,
-        receive_timeout=max(1, math.ceil(source.timeout_s)),  # ldap3 packs it as a whole number
-        raise_exceptions=True,
-    )
-    with connection:
-        yield from _enabled_hosts(connection, source)
-
-
-def _ldap_bind(source: LdapSource, secrets: Mapping[str, str]) -> dict[str, Any]:
-    """ldap3 bind arguments: anonymous, or the bind credential with simple or NTLM authentication."""
-    import ldap3
-
-    from collectors.credentials import CredentialError, load_credentials
-
-    if source.auth == "anonymous":
-        return {"authentication": ldap3.ANONYMOUS}
-    try:
-        credential = load_credentials([source.credential], environ=secrets or None).get(source.credential)
-    except CredentialError as exc:
-        raise _RowError(str(exc)) from None
-    if credential is None:
-        raise _RowError(f"ldap bind credential {source.credential!r} is not configured")
-    if source.auth == "simple" and not source.url.lower().startswith("ldaps://"):
-        log.warning("ldap source %s: simple bind over plain LDAP sends the password in clear", source.url)
-    return {
-        "user": credential.username,
-        "password": credential.secret(),
-        "authentication": ldap3.NTLM if source.auth == "ntlm" else ldap3.SIMPLE,
-    }
-
-
-def _enabled_hosts(connection: Any, source: LdapSource) -> Iterator[str]:
-    entries = connection.extend.standard.paged_search(
-        source.base,
-        LDAP_FILTER,
-        attributes=list(LDAP_ATTRIBUTES),
-        paged_size=source.page_size,
-        generator=True,
-    )
-    for entry in entries:
-        attributes = entry.get("attributes") or {}
-        name = _first(attributes.get("dNSHostName"))
-        flags = _first(attributes.get("userAccountControl"))
-        if name and not int(flags or 0) & ACCOUNTDISABLE:
-            yield str(name)
-
-
-def _first(value: Any) -> Any:
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
 
 
 # --- shards ------------------------------------------------------------------------------------

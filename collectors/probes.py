@@ -4,8 +4,8 @@ clients share a domain and a KMS host. ``Probes`` is injected into the poller so
 benchmarks can use the simulator's DNS server (``dns_server``) or their own resolver.
 
 Every probe is bounded: names and ports come from the polled hosts, so a hostile or broken host
-must neither hold a worker (each probe takes a ``deadline`` on the ``time.monotonic`` clock, and a
-host's probes share one budget) nor make the collector scan ports (at most ``max_targets``
+must neither hold a worker (each probe takes a ``collectors.deadline.Deadline``, and a host's probes
+share one) nor make the collector scan ports (at most ``max_targets``
 distinct KMS ``host:port`` pairs and as many SRV domains are probed per run and process).
 A probe cut short by the deadline or refused by the cap reports ``probed=False``, is not cached
 and must not be read as a failure of the KMS host.
@@ -13,7 +13,6 @@ and must not be read as a failure of the KMS host.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 import time
@@ -24,7 +23,10 @@ from typing import Any, TypeVar
 import dns.exception
 import dns.resolver
 
+from collectors.deadline import Clock, Deadline, OutOfTime
+from collectors.resolve import Lookup, PendingLookup, system_lookup
 from knowledge.kms import srv_name
+from models.hostfacts import is_address, machine_name
 
 DEFAULT_MAX_TARGETS = 256
 T = TypeVar("T")
@@ -87,57 +89,12 @@ class _Resolved:
     probed: bool = True
 
 
-class _OutOfTime(Exception):
-    """The caller's deadline, not the probe's own timeout, ended the probe."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Budget:
-    """How long one step of a probe may take: its own timeout, cut to the caller's deadline."""
-
-    seconds: float
-    cut: bool  # the deadline, not the step's own timeout, set ``seconds``
-
-    @classmethod
-    def of(cls, own_timeout_s: float, deadline: float, now: float) -> _Budget:
-        left = deadline - now
-        if left <= 0:
-            raise _OutOfTime
-        return cls(min(own_timeout_s, left), left < own_timeout_s)
-
-
-def system_lookup(host: str) -> str:
-    """The first address the system resolver gives for ``host`` (raises ``OSError``)."""
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return str(infos[0][4][0])
-
-
-class _Lookup:
-    """One system-resolver lookup running in its own thread; later askers wait on the same one."""
-
-    def __init__(self, host: str, lookup: Callable[[str], str]) -> None:
-        self.done = threading.Event()
-        self.address: str | None = None
-        self.error: str | None = None
-        # getaddrinfo cannot be interrupted, so the asker waits at most its budget; the thread
-        # finishes on its own (one per distinct name, and names are capped per run).
-        threading.Thread(target=self._run, args=(host, lookup), name=f"probe-resolve-{host[:40]}", daemon=True).start()
-
-    def _run(self, host: str, lookup: Callable[[str], str]) -> None:
-        try:
-            self.address = lookup(host)
-        except Exception as exc:  # any resolver failure means "does not resolve"
-            self.error = f"{host} does not resolve: {_short(exc)}"
-        finally:
-            self.done.set()
-
-
 @dataclass
 class Probes:
     """Cached, bounded DNS SRV and TCP probes for one run; safe to share between worker threads.
 
-    ``srv`` and ``tcp`` take ``deadline`` (a ``time.monotonic`` value); without one, each call gets
-    ``host_budget_s``. ``diagnose.diagnose`` takes the host's deadline and shares it between the
+    ``srv``, ``tcp`` and ``address`` take a ``Deadline``; without one, each call gets ``host_budget_s``
+    on ``clock``. ``diagnose.diagnose`` takes the host's deadline and shares it between the
     host's probes, so a caller passing what is left of the host's deadline bounds the host's total
     time. Each step also has its own timeout: ``connect_timeout_s`` for the TCP connect and a
     system-resolver lookup, the resolver's ``lifetime`` for dnspython queries.
@@ -150,13 +107,13 @@ class Probes:
     # Total probe time per host when the caller gives no deadline; None: 2 x connect_timeout_s.
     host_budget_s: float | None = None
     max_targets: int = DEFAULT_MAX_TARGETS
-    lookup: Callable[[str], str] = system_lookup
-    clock: Callable[[], float] = time.monotonic
+    lookup: Lookup = system_lookup
+    clock: Clock = time.monotonic
     _cache: dict[tuple[str, str, int], object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: dict[tuple[str, str, int], threading.Event] = field(default_factory=dict)
     _admitted: dict[str, set[tuple[str, int]]] = field(default_factory=dict)
-    _lookups: dict[str, _Lookup] = field(default_factory=dict)
+    _lookups: dict[str, PendingLookup] = field(default_factory=dict)
 
     @classmethod
     def for_settings(cls, dns_server: str | None, *, connect_timeout_s: float = 3.0) -> Probes:
@@ -182,14 +139,14 @@ class Probes:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]  # dataclass fields, rebuilt with fresh lock and cache
 
-    def deadline(self, deadline: float | None = None) -> float:
+    def deadline(self, deadline: Deadline | None = None) -> Deadline:
         """``deadline`` itself, or the default per-host budget from now."""
         if deadline is not None:
             return deadline
         budget = self.host_budget_s if self.host_budget_s is not None else 2 * self.connect_timeout_s
-        return self.clock() + budget
+        return Deadline(budget, self.clock)
 
-    def srv(self, domain: str, *, deadline: float | None = None) -> SrvAnswer:
+    def srv(self, domain: str, *, deadline: Deadline | None = None) -> SrvAnswer:
         """The ``_vlmcs._tcp`` records of ``domain`` (cached), asked before ``deadline``."""
         name = srv_name(domain.lower())
         until = self.deadline(deadline)
@@ -197,27 +154,27 @@ class Probes:
             return SrvAnswer(name, error=f"not probed: more than {self.max_targets} KMS domains", probed=False)
         return self._cached(("srv", name, 0), lambda: self._lookup_srv(name, until), until, _srv_out_of_time(name))
 
-    def tcp(self, host: str, port: int, *, deadline: float | None = None) -> TcpAnswer:
+    def tcp(self, host: str, port: int, *, deadline: Deadline | None = None) -> TcpAnswer:
         """Whether a TCP connection to ``host:port`` opens (cached), tried before ``deadline``."""
-        key = ("tcp", host.strip(".").lower(), port)
+        key = ("tcp", machine_name(host), port)
         until = self.deadline(deadline)
         if not self._admit("tcp", (key[1], port)):
             error = f"not probed: too many distinct KMS hosts (more than {self.max_targets})"
             return TcpAnswer(key[1], port, None, False, error, probed=False)
         return self._cached(key, lambda: self._connect(key[1], port, until), until, _tcp_out_of_time(key[1], port))
 
-    def address(self, host: str, *, deadline: float | None = None) -> str | None:
+    def address(self, host: str, *, deadline: Deadline | None = None) -> str | None:
         """``host``'s address (cached), or None when it does not resolve before ``deadline``."""
-        key = ("addr", host.strip(".").lower(), 0)
+        key = ("addr", machine_name(host), 0)
         until = self.deadline(deadline)
         if not self._admit("addr", (key[1], 0)):
             return None
         return self._cached(key, lambda: self._resolved(key[1], until), until, _Resolved(None, probed=False)).address
 
-    def _resolved(self, host: str, deadline: float) -> _Resolved:
+    def _resolved(self, host: str, deadline: Deadline) -> _Resolved:
         try:
             return _Resolved(self._address(host, deadline)[0])
-        except _OutOfTime:
+        except OutOfTime:
             return _Resolved(None, probed=False)
 
     def _admit(self, kind: str, target: tuple[str, int]) -> bool:
@@ -231,7 +188,7 @@ class Probes:
             admitted.add(target)
             return True
 
-    def _cached(self, key: tuple[str, str, int], compute: Callable[[], T], deadline: float, late: T) -> T:
+    def _cached(self, key: tuple[str, str, int], compute: Callable[[], T], deadline: Deadline, late: T) -> T:
         # Concurrent askers for the same key wait for the first one instead of probing again.
         with self._lock:
             if key in self._cache:
@@ -242,7 +199,7 @@ class Probes:
                 event = self._pending[key] = threading.Event()
         assert event is not None
         if not owner:
-            if not event.wait(max(deadline - self.clock(), 0.0)):
+            if not event.wait(max(deadline.remaining(), 0.0)):
                 return late
             with self._lock:
                 if key in self._cache:
@@ -259,11 +216,11 @@ class Probes:
                 self._pending.pop(key, None)
             event.set()
 
-    def _lookup_srv(self, name: str, deadline: float) -> SrvAnswer:
+    def _lookup_srv(self, name: str, deadline: Deadline) -> SrvAnswer:
         resolver = self.resolver or make_resolver(None, lifetime=self.connect_timeout_s)
         try:
-            budget = _Budget.of(resolver.lifetime, deadline, self.clock())
-        except _OutOfTime:
+            budget = deadline.step(resolver.lifetime)
+        except OutOfTime:
             return _srv_out_of_time(name)
         try:
             answer = resolver.resolve(name, "SRV", raise_on_no_answer=True, lifetime=budget.seconds)
@@ -282,13 +239,13 @@ class Probes:
         )
         return SrvAnswer(name, records=tuple(sorted(records, key=lambda r: (r.priority, -r.weight))))
 
-    def _connect(self, host: str, port: int, deadline: float) -> TcpAnswer:
+    def _connect(self, host: str, port: int, deadline: Deadline) -> TcpAnswer:
         try:
             address, error = self._address(host, deadline)
             if address is None:
                 return TcpAnswer(host, port, None, False, error)
-            budget = _Budget.of(self.connect_timeout_s, deadline, self.clock())
-        except _OutOfTime:
+            budget = deadline.step(self.connect_timeout_s)
+        except OutOfTime:
             return _tcp_out_of_time(host, port)
         try:
             sock = self.connect((address, port), budget.seconds)
@@ -301,39 +258,36 @@ class Probes:
         sock.close()
         return TcpAnswer(host, port, address, True)
 
-    def _address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
-        """The host's address, or why it has none; raises ``_OutOfTime`` when the deadline cut it short."""
-        try:
-            ipaddress.ip_address(host)
+    def _address(self, host: str, deadline: Deadline) -> tuple[str | None, str | None]:
+        """The host's address, or why it has none; raises ``OutOfTime`` when the deadline cut it short."""
+        if is_address(host):
             return host, None
-        except ValueError:
-            pass
         if self.use_system_resolver:
             return self._system_address(host, deadline)
         return self._dns_address(host, deadline)
 
-    def _dns_address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
+    def _dns_address(self, host: str, deadline: Deadline) -> tuple[str | None, str | None]:
         assert self.resolver is not None
-        budget = _Budget.of(self.resolver.lifetime, deadline, self.clock())
+        budget = deadline.step(self.resolver.lifetime)
         try:
             answer = self.resolver.resolve(host, "A", lifetime=budget.seconds)
         except dns.exception.Timeout:
             if budget.cut:
-                raise _OutOfTime from None
+                raise OutOfTime from None
             return None, f"{host} does not resolve: no answer within {budget.seconds:g}s"
         except dns.exception.DNSException as exc:
             return None, f"{host} does not resolve: {_short(exc)}"
         return str(next(iter(answer))), None
 
-    def _system_address(self, host: str, deadline: float) -> tuple[str | None, str | None]:
-        budget = _Budget.of(self.connect_timeout_s, deadline, self.clock())
+    def _system_address(self, host: str, deadline: Deadline) -> tuple[str | None, str | None]:
+        budget = deadline.step(self.connect_timeout_s)
         with self._lock:
             lookup = self._lookups.get(host)
             if lookup is None:
-                lookup = self._lookups[host] = _Lookup(host, self.lookup)
-        if not lookup.done.wait(budget.seconds):
+                lookup = self._lookups[host] = PendingLookup(host, self.lookup)
+        if not lookup.wait(budget.seconds):
             if budget.cut:
-                raise _OutOfTime
+                raise OutOfTime
             return None, f"{host} does not resolve: no answer within {budget.seconds:g}s"
         return lookup.address, lookup.error
 

@@ -14,38 +14,30 @@ This module knows nothing of WMI or envelopes (``wsman``) and does not interpret
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import heapq
-import itertools
 import logging
 import socket
-import ssl
-import struct
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ProtocolError as Urllib3ProtocolError
-from urllib3.response import BaseHTTPResponse
 from winrm.exceptions import InvalidCredentialsError, WinRMTransportError
 from winrm.protocol import Protocol
 
 from collectors import signin
+from collectors.connection import WATCHDOG, HTTPPool, HTTPSPool, Watchdog, read_capped, tls_context
 from collectors.credentials import Credential
+from collectors.deadline import Deadline
 from collectors.errors import AuthError, PollTimeout, ProtocolError, ReplyTooLarge
 from collectors.inventory import Target
+from collectors.kerberos import KerberosTickets
+from collectors.sealing import certificate_hash, seal, unseal
 from collectors.signin import Challenge, SecurityContext, SignInPlan
 
 log = logging.getLogger("collectors")
 
-READ_CHUNK = 65536
 MAX_LEGS = 3  # NTLM needs two 401 round trips at most; a host asking for more is looping
 # What pywinrm (Transport.default_headers), requests and requests_ntlm send with every message; kept identical.
 BASE_HEADERS: Final = {
@@ -55,33 +47,9 @@ BASE_HEADERS: Final = {
     "Connection": "Keep-Alive",
 }
 SOAP_CONTENT_TYPE: Final = "application/soap+xml;charset=UTF-8"
-BOUNDARY: Final = b"--Encrypted Boundary"
-OCTET_STREAM: Final = b"\tContent-Type: application/octet-stream\r\n"
 
 
-# --- deadline and options ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Deadline:
-    """A wall-clock budget for one host, measured on a monotonic clock."""
-
-    seconds: float
-    clock: Callable[[], float] = time.monotonic
-    started: float = field(default=0.0)
-
-    def __post_init__(self) -> None:
-        self.started = self.clock()
-
-    def remaining(self) -> float:
-        return self.seconds - (self.clock() - self.started)
-
-    def check(self, doing: str) -> float:
-        """Seconds left; raises ``PollTimeout`` when none are."""
-        left = self.remaining()
-        if left <= 0:
-            raise PollTimeout(f"host deadline of {self.seconds:g}s exceeded while {doing}")
-        return left
+# --- options ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,133 +64,7 @@ class WsmanOptions:
     operation_timeout_s: int = 20
     allow_ntlm_fallback: bool = True
     # Kerberos tickets acquired once per credential and shared by every host polled with these options.
-    tickets: signin.KerberosTickets = field(default_factory=signin.KerberosTickets, compare=False, repr=False)
-
-
-@lru_cache(maxsize=8)
-def tls_context(ca_bundle: str | None, verify: bool) -> ssl.SSLContext:
-    """One client TLS context per trust setting, shared by every host: loading CAs costs milliseconds."""
-    context = ssl.create_default_context(cafile=ca_bundle) if verify else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-# --- counting, routing and the watchdog ---------------------------------------------------------
-#
-# Socket timeouts bound each read, not the whole reply: a host that drips one byte a second keeps
-# every read alive. The watchdog shuts down a host's sockets when its deadline passes, which wakes
-# any blocked read; the transport then reports a timeout.
-
-
-@dataclass
-class ExchangeCounter:
-    """Connections opened, HTTP requests sent and SPP event logs read by this process and its finished
-    poll workers; ``renewal_event_reads`` are the event reads only the renewal watch asked for."""
-
-    connections: int = 0
-    requests: int = 0
-    event_reads: int = 0
-    renewal_event_reads: int = 0
-
-
-COUNTER = ExchangeCounter()
-
-
-class _Watched:
-    """A connection that dials the host's resolved address and reports its socket to its transport."""
-
-    sock: socket.socket
-    _dns_host: str
-    transport: WinrmTransport | None = None
-
-    def _new_conn(self) -> socket.socket:
-        # Only the TCP connect uses the address: the Host header, TLS SNI and the certificate check
-        # keep the inventory's host name (urllib3 reads both from ``_dns_host``).
-        address = self.transport.address if self.transport is not None else None
-        if not address:
-            return super()._new_conn()  # type: ignore[misc]
-        name, self._dns_host = self._dns_host, address
-        try:
-            return super()._new_conn()  # type: ignore[misc]
-        finally:
-            self._dns_host = name
-
-    def connect(self) -> None:
-        super().connect()  # type: ignore[misc]
-        COUNTER.connections += 1
-        if self.transport is not None:
-            self.transport.sockets.append(self.sock)
-            if isinstance(self.sock, ssl.SSLSocket):  # channel bindings hash the certificate of this connection
-                self.transport.certificate = self.sock.getpeercert(binary_form=True)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        COUNTER.requests += 1
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _Pool:
-    """Gives each new connection of a pool its transport."""
-
-    transport: WinrmTransport
-
-    def _new_conn(self) -> Any:
-        conn = super()._new_conn()  # type: ignore[misc]
-        conn.transport = self.transport
-        return conn
-
-
-class _HTTPPool(_Pool, HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSPool(_Pool, HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class Watchdog:
-    """One thread that aborts the transports whose deadline has passed."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, WinrmTransport]] = []
-        self._counter = itertools.count()
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, transport: WinrmTransport, at: float) -> None:
-        with self._wake:
-            earliest = not self._heap or at < self._heap[0][0]
-            heapq.heappush(self._heap, (at, next(self._counter), transport))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="wsman-watchdog", daemon=True)
-                self._thread.start()
-            if earliest:  # hosts share one timeout, so a new deadline rarely comes first: no wake-up then
-                self._wake.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._heap:
-                    self._wake.wait()
-                at, _, transport = self._heap[0]
-                delay = at - time.monotonic()
-                if delay > 0:
-                    self._wake.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            transport.abort()
-
-
-WATCHDOG = Watchdog()
+    tickets: KerberosTickets = field(default_factory=KerberosTickets, compare=False, repr=False)
 
 
 # --- the transport ------------------------------------------------------------------------------
@@ -368,7 +210,7 @@ class WinrmTransport:
                 raise
             raise _Transient(exc) from exc
         try:
-            data = _read_capped(response, self.options, self.deadline)
+            data = read_capped(response, self.options.max_reply_bytes, self.deadline)
         except ReplyTooLarge:
             self._reconnect()  # the connection is mid-reply: useless for the next message
             raise
@@ -388,15 +230,8 @@ class WinrmTransport:
             return body, {"Authorization": signin.basic_header(self.credential)}
         if self.context is None or self.https:
             return body, {}
-        protocol = signin.ENCRYPTION_PROTOCOL[self.scheme or signin.NEGOTIATE]
-        header, sealed = self.context.wrap(body)
-        payload = (
-            BOUNDARY + b"\r\n\tContent-Type: " + protocol.encode() + b"\r\n"
-            b"\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length=" + str(len(body)).encode() + b"\r\n"
-            + BOUNDARY + b"\r\n\tContent-Type: application/octet-stream\r\n"
-            + struct.pack("<i", len(header)) + header + sealed + BOUNDARY + b"--\r\n"
-        )  # fmt: skip
-        return payload, {"Content-Type": f'multipart/encrypted;protocol="{protocol}";boundary="Encrypted Boundary"'}
+        payload, content_type = seal(body, self.context, signin.ENCRYPTION_PROTOCOL[self.scheme or signin.NEGOTIATE])
+        return payload, {"Content-Type": content_type}
 
     def _plain(self, reply: _Reply) -> bytes:
         """The reply body, unsealed when the host encrypted it."""
@@ -406,7 +241,7 @@ class WinrmTransport:
             elif self.context is None:
                 raise ProtocolError("the host sent an encrypted reply before signing in")
             else:
-                reply.plain = _unseal(reply.body, self.context)
+                reply.plain = unseal(reply.body, self.context)
         return reply.plain
 
     def _reconnect(self) -> None:
@@ -414,14 +249,14 @@ class WinrmTransport:
         self._pool = self._new_pool()
         self.context = self.scheme = self.mechanism = None
 
-    def _new_pool(self) -> _HTTPPool | _HTTPSPool:
+    def _new_pool(self) -> HTTPPool | HTTPSPool:
         host = self.target.host
-        pool: _HTTPPool | _HTTPSPool
+        pool: HTTPPool | HTTPSPool
         if self.https:
             context = tls_context(self.options.ca_bundle, self.options.verify_tls)
-            pool = _HTTPSPool(host, self.target.port, maxsize=1, ssl_context=context)
+            pool = HTTPSPool(host, self.target.port, maxsize=1, ssl_context=context)
         else:
-            pool = _HTTPPool(host, self.target.port, maxsize=1)
+            pool = HTTPPool(host, self.target.port, maxsize=1)
         pool.transport = self
         return pool
 
@@ -457,7 +292,7 @@ class WinrmTransport:
     def _handshake(self, mechanism: str, payload: bytes, probe: _Reply | None) -> _Reply:
         challenges = probe.challenges() if probe is not None else None
         scheme = self._scheme_for(mechanism, challenges)
-        bindings = signin.channel_bindings(_certificate_hash(probe.certificate)) if probe is not None else None
+        bindings = signin.channel_bindings(certificate_hash(probe.certificate)) if probe is not None else None
         context, first = self._first_token(mechanism, bindings)
         reply = self._post(payload, {"Authorization": signin.token_header(scheme, first)})
         for leg in range(MAX_LEGS):
@@ -467,7 +302,7 @@ class WinrmTransport:
             if answer is None or answer.token is None:
                 return self._refused(mechanism, scheme, reply, leg, context, payload, retry=challenges is None)
             if mechanism == "ntlm" and self.https:
-                bindings = signin.channel_bindings(_certificate_hash(reply.certificate))
+                bindings = signin.channel_bindings(certificate_hash(reply.certificate))
             token = context.step(answer.token, bindings)
             reply = self._post(payload, {"Authorization": signin.token_header(scheme, token)})
         else:
@@ -557,66 +392,6 @@ def _not_offered(mechanism: str, challenges: tuple[Challenge, ...]) -> str:
 
 
 # --- replies -------------------------------------------------------------------------------------
-
-
-def _read_capped(response: BaseHTTPResponse, options: WsmanOptions, deadline: Deadline) -> bytes:
-    """The body, read chunk by chunk, stopping at the cap or the deadline."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > options.max_reply_bytes:
-        raise ReplyTooLarge(f"reply of {declared} bytes exceeds the {options.max_reply_bytes}-byte cap")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.stream(READ_CHUNK, decode_content=True):
-        size += len(chunk)
-        if size > options.max_reply_bytes:
-            raise ReplyTooLarge(f"reply exceeds the {options.max_reply_bytes}-byte cap")
-        chunks.append(chunk)
-        deadline.check("reading a reply")
-    return b"".join(chunks)
-
-
-def _certificate_hash(der: bytes | None) -> bytes | None:
-    """RFC 5929 section 4.1: the certificate's hash with its signature's algorithm, SHA-256 at least."""
-    if not der:
-        return None
-    from cryptography import x509  # pyspnego's dependency; loaded only for HTTPS hosts
-
-    try:
-        algorithm = x509.load_der_x509_certificate(der).signature_hash_algorithm
-    except ValueError as exc:
-        raise ProtocolError(f"the host's TLS certificate cannot be read: {exc}") from exc
-    name = algorithm.name if algorithm is not None and algorithm.name in ("sha384", "sha512") else "sha256"
-    return hashlib.new(name, der).digest()
-
-
-def _unseal(body: bytes, context: SecurityContext) -> bytes:
-    """The plain text of a ``multipart/encrypted`` body (MS-WSMV 2.2.9.1)."""
-    parts = [p for p in body.split(BOUNDARY + b"\r\n") if p]
-    if len(parts) < 2:
-        raise ProtocolError("encrypted reply without its two MIME parts")
-    message = b""
-    for index in range(0, len(parts) - 1, 2):
-        header, payload = parts[index], parts[index + 1]
-        length = _declared_length(header)
-        payload = payload.removesuffix(BOUNDARY + b"--\r\n").removeprefix(OCTET_STREAM)
-        if len(payload) < 4:
-            raise ProtocolError("encrypted reply too short")
-        size = struct.unpack("<i", payload[:4])[0]
-        if not 0 <= size <= len(payload) - 4:
-            raise ProtocolError("encrypted reply with a bad signature length")
-        plain = context.unwrap(payload[4 : 4 + size], payload[4 + size :])
-        if len(plain) != length:
-            raise ProtocolError("encrypted reply length does not match its header (tampered or truncated)")
-        message += plain
-    return message
-
-
-def _declared_length(header: bytes) -> int:
-    _, found, rest = header.partition(b"Length=")
-    digits = rest.split(b"\r\n", 1)[0].strip()
-    if not found or not digits.isdigit():
-        raise ProtocolError("encrypted reply without its original length")
-    return int(digits)
 
 
 def _is_soap(body: bytes) -> bool:

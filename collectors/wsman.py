@@ -10,9 +10,6 @@ interpret WMI data (``parse`` does).
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-import threading
 import uuid
 from collections.abc import Callable
 from xml.sax.saxutils import escape
@@ -21,10 +18,13 @@ from winrm.protocol import Protocol
 
 from collectors import parse
 from collectors.credentials import Credential
+from collectors.deadline import Deadline
 from collectors.errors import DnsError, ProtocolError
 from collectors.inventory import Target
-from collectors.transport import Deadline, WinrmSession, WinrmTransport, WsmanOptions
+from collectors.resolve import Lookup, PendingLookup, system_lookup
+from collectors.transport import WinrmSession, WinrmTransport, WsmanOptions
 from collectors.wmi import CIMV2_WILDCARD_URI, WqlQuery
+from models.hostfacts import is_address
 
 NAMESPACES = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -100,50 +100,18 @@ def pull_envelope(context: str, *, to: str, operation_timeout_s: int = 20) -> st
 
 
 # --- name resolution -----------------------------------------------------------------------------
-#
-# getaddrinfo cannot be interrupted and a slow resolver would stall inside connect, outside any
-# socket timeout; so the lookup runs in its own thread and the worker waits at most the time left.
-
-Resolver = Callable[[str, int], str]
 
 
-def system_resolve(host: str, port: int) -> str:
-    """The first address the system resolver gives for ``host`` (raises ``socket.gaierror``)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return str(infos[0][4][0])
-
-
-def resolve_host(host: str, port: int, deadline: Deadline, resolver: Resolver = system_resolve) -> str:
-    """``host``'s address, looked up within ``deadline``; an address is returned as it is."""
-    try:
-        ipaddress.ip_address(host)
+def resolve_host(host: str, deadline: Deadline, lookup: Lookup = system_lookup) -> str:
+    """``host``'s address, looked up within ``deadline`` (raises ``DnsError``); an address is returned as it is."""
+    if is_address(host):
         return host
-    except ValueError:
-        pass
-    answer: list[str | BaseException] = []
-    done = threading.Event()
-
-    def lookup() -> None:
-        try:
-            answer.append(resolver(host, port))
-        except Exception as exc:
-            answer.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=lookup, name=f"resolve-{host}", daemon=True).start()
-    if not done.wait(max(deadline.check("resolving the host name"), 0.0)):
+    pending = PendingLookup(host, lookup)
+    if not pending.wait(deadline.check("resolving the host name")):
         raise DnsError(f"{host}: no answer from the resolver within the host deadline of {deadline.seconds:g}s")
-    result = answer[0]
-    if isinstance(result, BaseException):
-        raise DnsError(f"{host} does not resolve: {_lookup_reason(result)}") from result
-    return result
-
-
-def _lookup_reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
+    if pending.address is None:
+        raise DnsError(pending.error or f"{host} does not resolve")
+    return pending.address
 
 
 # --- a session per host --------------------------------------------------------------------------
@@ -154,14 +122,14 @@ def open_protocol(
     credential: Credential,
     options: WsmanOptions,
     deadline: Deadline,
-    resolver: Resolver = system_resolve,
+    resolver: Lookup = system_lookup,
 ) -> WinrmSession:
     """A signed-out session with one host; the caller closes it with ``close_protocol``.
 
     The host name is resolved first, within the deadline (raises ``DnsError``); a host whose
     sign-in cannot work at all (Kerberos for an address, a missing extra) raises ``AuthError``.
     """
-    address = resolve_host(target.host, target.port, deadline, resolver)
+    address = resolve_host(target.host, deadline, resolver)
     return WinrmSession(WinrmTransport(target, credential, options, deadline, address=address))
 
 

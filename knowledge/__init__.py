@@ -18,6 +18,7 @@ from knowledge.codes import (
     is_failure,
     lookup,
     normalise,
+    normalise_language,
     resolution_steps,
 )
 from knowledge.kms import (
@@ -50,6 +51,7 @@ __all__ = [
     "kms_state",
     "lookup",
     "normalise",
+    "normalise_language",
     "required_count",
     "resolution_steps",
     "windows_name",

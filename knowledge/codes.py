@@ -113,9 +113,19 @@ def is_failure(code: str | int) -> bool:
     return canonical is not None and bool(int(canonical, 16) & _SEVERITY_BIT)
 
 
+def normalise_language(value: object, default: str = "en") -> str:
+    """The supported language ``value`` names, else ``default`` (returned as given).
+
+    Case, surrounding blanks and ``_`` for ``-`` do not matter: ``"zh_tw"`` and ``" ZH-TW "`` give ``"zh-TW"``.
+    Anything else, ``None`` and the empty string included, gives ``default``.
+    """
+    wanted = "" if value is None else str(value).strip().replace("_", "-").casefold()
+    return next((known for known in LANGUAGES if known.casefold() == wanted), default)
+
+
 def article_url(lang: str = "en") -> str:
     """Microsoft's activation error-code article in ``lang`` (English for unsupported languages)."""
-    return ARTICLE_URLS[_language(lang)]
+    return ARTICLE_URLS[normalise_language(lang)]
 
 
 def lookup(value: str | int, lang: str = "en") -> ErrorCode:
@@ -125,7 +135,7 @@ def lookup(value: str | int, lang: str = "en") -> ErrorCode:
     entry with ``known=False``, an "Unknown code" title, a message saying which case it is, and
     the general article URL. Unsupported languages fall back to English.
     """
-    lang = _language(lang)
+    lang = normalise_language(lang)
     canonical = normalise(value)
     if canonical is None:
         return _unknown(_displayable(value), lang, "unparseable")
@@ -146,18 +156,13 @@ def resolution_steps(value: str | int, activation_type: str | None = None, lang:
 
 def all_codes(lang: str = "en") -> tuple[ErrorCode, ...]:
     """Every known entry in ``lang``, sorted by code."""
-    entries = _entries(_language(lang))
+    entries = _entries(normalise_language(lang))
     return tuple(entries[code] for code in sorted(entries))
 
 
 def codes_for_check(check: str) -> tuple[str, ...]:
     """Canonical codes whose diagnosis involves the diagnostic check named ``check``."""
     return tuple(entry.code for entry in all_codes() if check in entry.checks)
-
-
-def _language(lang: str) -> str:
-    wanted = str(lang).strip().replace("_", "-").casefold()
-    return next((known for known in LANGUAGES if known.casefold() == wanted), "en")
 
 
 def _displayable(value: object) -> str:

@@ -15,6 +15,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
+from knowledge.codes import normalise_language
+
 _T = TypeVar("_T")
 
 KMS_CLIENT_THRESHOLD = 25
@@ -163,8 +165,7 @@ _COUNT_WORDS: dict[str, dict[str, str]] = {
 
 
 def _in_language(tables: dict[str, _T], lang: str) -> _T:
-    wanted = str(lang).replace("_", "-").casefold()
-    return next((table for key, table in tables.items() if key.casefold() == wanted), tables["en"])
+    return tables.get(normalise_language(lang), tables["en"])
 
 
 def required_count(is_server: bool) -> int:

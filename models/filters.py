@@ -3,6 +3,10 @@
 A filter is a frozen set of allow-listed values. It renders a SQLAlchemy ``where`` clause over ``hosts``, a
 human sentence ("142 hosts · error 0xC004F074 · KMS client · site Taipei") and a URL form, and parses the URL
 form back without ever raising: values outside the allow-lists are returned as rejected, not applied.
+
+``CRITERIA`` is the vocabulary, declared once: each criterion's URL key, CLI option, allow-list and SQL
+column. The URL form, the dashboard's widgets' keys, ``collectors export``'s options and the ``where``
+clause are all generated from it.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, case, or_, true
+from sqlalchemy import ColumnElement, and_, or_, true
 
-from knowledge.codes import normalise
+from knowledge.codes import normalise, normalise_language
 from models.enums import ActivationType, FailureClass, HostState, LicenseStatus, ProductType
+from models.hostfacts import STATE
 from models.tables import Host
 
 MAX_TEXT = 200
@@ -41,15 +46,7 @@ class HostFilter:
 
     def where(self, now: datetime) -> ColumnElement[bool]:
         """The SQL condition on ``hosts`` selecting exactly the hosts this filter describes."""
-        parts: list[ColumnElement[bool]] = [
-            _any_of(Host.error_code, self.error_codes),
-            _any_of(Host.activation_type, self.activation_types),
-            _any_of(STATE, self.license_statuses),
-            _any_of(Host.site, self.sites),
-            _any_of(Host.os_caption, self.os_captions),
-            _any_of(Host.product_type, self.product_types),
-            _any_of(Host.last_failure_class, self.failure_classes),
-        ]
+        parts = [_any_of(c.column, getattr(self, c.field)) for c in CRITERIA if c.kind == "values"]
         if self.stale_hours is not None:
             cutoff = now - timedelta(hours=self.stale_hours)
             parts.append(or_(Host.last_success_at.is_(None), Host.last_success_at < cutoff))
@@ -61,7 +58,7 @@ class HostFilter:
 
     def describe(self, count: int | None = None, lang: str = "en") -> str:
         """A sentence for people: what is shown and how many."""
-        words = _WORDS[lang if lang in _WORDS else "en"]
+        words = _WORDS[normalise_language(lang)]
         parts = [words["hosts"].format(n=count)] if count is not None else []
         if self.unactivated_only:
             parts.append(words["unactivated_at_risk"] if self.include_at_risk else words["unactivated"])
@@ -78,59 +75,109 @@ class HostFilter:
 
     def to_params(self) -> dict[str, list[str]]:
         """The URL form; empty criteria are left out."""
-        params: dict[str, list[str]] = {}
-        for key, name in PARAM_FIELDS.items():
-            value = getattr(self, name)
-            if isinstance(value, tuple) and value:
-                params[key] = [str(v) for v in value]
-        if self.stale_hours is not None:
-            params["stale"] = [str(self.stale_hours)]
-        if self.search:
-            params["q"] = [self.search]
-        if self.unactivated_only:
-            params["unactivated"] = ["1"]
-        if self.include_at_risk:
-            params["at_risk"] = ["1"]
-        return params
+        params = {c.key: c.render(getattr(self, c.field)) for c in CRITERIA}
+        return {key: values for key, values in params.items() if values}
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Sequence[str]]) -> tuple[HostFilter, list[str]]:
+    def from_params(cls, params: Mapping[str, Sequence[str] | str]) -> tuple[HostFilter, list[str]]:
         """Parse the URL form against the allow-lists; returns the filter and the values it rejected."""
         rejected: list[str] = []
-        values: dict[str, Any] = {}
-        for key, name in PARAM_FIELDS.items():
-            parse = _PARSERS[name]
-            accepted = []
-            raw_values = params.get(key, ())
-            for raw in [raw_values] if isinstance(raw_values, str) else raw_values:
-                parsed = parse(raw)
-                (accepted.append(parsed) if parsed is not None else rejected.append(f"{key}={raw[:40]}"))
-            values[name] = tuple(dict.fromkeys(accepted))
-        values["stale_hours"] = _parse_stale(_first(params, "stale"), rejected)
-        values["search"] = (_first(params, "q") or "").strip()[:MAX_TEXT]
-        values["unactivated_only"] = (_first(params, "unactivated") or "").lower() in ("1", "true", "yes")
-        values["include_at_risk"] = (_first(params, "at_risk") or "").lower() in ("1", "true", "yes")
+        values = {c.field: c.read(_values(params, c.key), rejected) for c in CRITERIA}
         return cls(**values), rejected
 
     def is_empty(self) -> bool:
         return self == HostFilter(unactivated_only=self.unactivated_only, include_at_risk=self.include_at_risk)
 
 
-PARAM_FIELDS = {
-    "code": "error_codes",
-    "type": "activation_types",
-    "status": "license_statuses",
-    "site": "sites",
-    "os": "os_captions",
-    "product": "product_types",
-    "failure": "failure_classes",
-}
+# --- the vocabulary ---------------------------------------------------------------------------------
 
-# The state people read (``HostState``): the license status, "RenewalFailing" for a Licensed KMS client
-# whose renewals fail.
-STATE: ColumnElement[str] = case(
-    (Host.renewal_failing.is_(True), HostState.RENEWAL_FAILING.value), else_=Host.license_status
-)
+Kind = Literal["values", "hours", "text", "flag"]
+TRUE_WORDS = ("1", "true", "yes")
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """One way to narrow the host list, named once for the URL (``key``), the CLI (``option``) and SQL."""
+
+    field: str  # the HostFilter attribute
+    key: str
+    option: str
+    kind: Kind  # values: any of several (repeatable); hours, text: one value; flag: on or off
+    help: str
+    invalid: str = "not accepted"  # why a value is refused
+    parse: Callable[[str], Any] | None = None  # values: the allow-list, None for a refused value
+    column: Any = None  # values: the column compared with them
+    choices: tuple[str, ...] = ()  # values: the whole list, when it is fixed
+
+    def read(self, raw: Sequence[str], rejected: list[str]) -> Any:
+        """The field's value from the URL form; refused values are added to ``rejected`` as ``key=value``."""
+        if self.kind == "values":
+            assert self.parse is not None
+            accepted = []
+            for text in raw:
+                value = self.parse(text)
+                (accepted.append(value) if value is not None else rejected.append(f"{self.key}={text[:40]}"))
+            return tuple(dict.fromkeys(accepted))
+        first = raw[0] if raw else None
+        if self.kind == "flag":
+            return (first or "").strip().lower() in TRUE_WORDS
+        if self.kind == "text":
+            return (first or "").strip()[:MAX_TEXT]
+        return _hours(first, self.key, rejected)
+
+    def render(self, value: Any) -> list[str]:
+        """The field's value in the URL form (empty when the criterion is unset)."""
+        if self.kind == "values":
+            return [str(v) for v in value]
+        if self.kind == "flag":
+            return ["1"] if value else []
+        return [] if value in (None, "") else [str(value)]
+
+
+def _enum(enum: type[E]) -> tuple[Callable[[str], E | None], tuple[str, ...]]:
+    by_value = {member.value.lower(): member for member in enum}
+    return (lambda raw: by_value.get(raw.strip().lower())), tuple(member.value for member in enum)
+
+
+def _text(raw: str) -> str | None:
+    text = raw.strip()
+    return text if 0 < len(text) <= MAX_TEXT else None
+
+
+def _choice_list(choices: Sequence[str]) -> str:
+    return f"one of {', '.join(choices)}"
+
+
+_TYPES, _STATES, _PRODUCTS, _FAILURES = _enum(ActivationType), _enum(HostState), _enum(ProductType), _enum(FailureClass)
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("error_codes", "code", "--error-code", "values", "Only this error code (repeatable).",
+              "not an error code", normalise, Host.error_code),
+    Criterion("activation_types", "type", "--activation-type", "values", "Only this activation type (repeatable).",
+              f"not an activation type ({_choice_list(_TYPES[1])})", _TYPES[0], Host.activation_type, _TYPES[1]),
+    Criterion("license_statuses", "status", "--status", "values",
+              "Only this state: a license status, or RenewalFailing (repeatable).",
+              f"not a license status ({_choice_list(_STATES[1])})", _STATES[0], STATE, _STATES[1]),
+    Criterion("sites", "site", "--site", "values", "Only this site (repeatable).", "empty or too long", _text,
+              Host.site),
+    Criterion("os_captions", "os", "--os", "values", "Only this OS caption, as the dashboard lists it (repeatable).",
+              "empty or too long", _text, Host.os_caption),
+    Criterion("product_types", "product", "--product-type", "values",
+              "Only workstation, server or domain controller (dc) (repeatable).",
+              f"not a product type ({_choice_list(_PRODUCTS[1])})", _PRODUCTS[0], Host.product_type, _PRODUCTS[1]),
+    Criterion("failure_classes", "failure", "--failure", "values",
+              "Only hosts whose last poll failed with this class (repeatable).",
+              f"not a failure class ({_choice_list(_FAILURES[1])})", _FAILURES[0], Host.last_failure_class,
+              _FAILURES[1]),
+    Criterion("stale_hours", "stale", "--stale-hours", "hours", "Only hosts without a successful poll for N hours.",
+              f"not a number of hours from 1 to {MAX_STALE_HOURS}"),
+    Criterion("search", "q", "--search", "text", "Only hosts whose name contains TEXT."),
+    Criterion("unactivated_only", "unactivated", "--unactivated", "flag", "Only hosts that are not activated."),
+    Criterion("include_at_risk", "at_risk", "--include-at-risk", "flag",
+              "Also Licensed KMS clients whose renewals fail (they drop out when they expire)."),
+)  # fmt: skip
+BY_KEY: Mapping[str, Criterion] = {c.key: c for c in CRITERIA}
+URL_KEYS = tuple(BY_KEY)
+VIEW_KEYS = ("lang", "page")  # in a dashboard URL, but they choose what is shown, not which hosts
 
 UNACTIVATED: ColumnElement[bool] = or_(
     Host.license_status.is_(None),
@@ -143,40 +190,17 @@ def _any_of(column: Any, values: Sequence[object]) -> ColumnElement[bool]:
     return column.in_([str(v) for v in values]) if values else true()
 
 
-def _enum_parser(enum: type[E]) -> Callable[[str], E | None]:
-    by_value = {member.value.lower(): member for member in enum}
-    return lambda raw: by_value.get(raw.strip().lower())
-
-
-def _text(raw: str) -> str | None:
-    text = raw.strip()
-    return text if 0 < len(text) <= MAX_TEXT else None
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "error_codes": normalise,
-    "activation_types": _enum_parser(ActivationType),
-    "license_statuses": _enum_parser(HostState),
-    "sites": _text,
-    "os_captions": _text,
-    "product_types": _enum_parser(ProductType),
-    "failure_classes": _enum_parser(FailureClass),
-}
-
-
-def _first(params: Mapping[str, Sequence[str]], key: str) -> str | None:
+def _values(params: Mapping[str, Sequence[str] | str], key: str) -> list[str]:
     values = params.get(key, ())
-    if isinstance(values, str):
-        return values
-    return values[0] if values else None
+    return [values] if isinstance(values, str) else list(values)
 
 
-def _parse_stale(raw: str | None, rejected: list[str]) -> int | None:
+def _hours(raw: str | None, key: str, rejected: list[str]) -> int | None:
     if raw is None or raw == "":
         return None
     if re.fullmatch(r"[0-9]{1,5}", raw) and 0 < int(raw) <= MAX_STALE_HOURS:
         return int(raw)
-    rejected.append(f"stale={raw[:40]}")
+    rejected.append(f"{key}={raw[:40]}")
     return None
 
 

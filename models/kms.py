@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import ColumnElement, Connection, case, func, or_, select
 
 from knowledge.kms import kms_state
-from models import identity
+from models import hostfacts
 from models.enums import ActivationType, LicenseStatus
 from models.tables import Host, KmsHostStat
 
@@ -45,8 +45,8 @@ class KmsHostRecord:
     address: str | None
 
     @property
-    def keys(self) -> frozenset[identity.NameKey]:
-        return identity.host_keys(self.name, self.fqdn, self.computer_name, self.address)
+    def keys(self) -> frozenset[hostfacts.NameKey]:
+        return hostfacts.host_keys(self.name, self.fqdn, self.computer_name, self.address)
 
     @property
     def is_windows_kms_host(self) -> bool:
@@ -115,7 +115,7 @@ def _resolve(conn: Connection, names: Iterable[str]) -> tuple[dict[str, KmsHostR
 
     One query gathers every machine any of the names could mean; ``models.identity`` decides.
     """
-    keys = {name: identity.name_key(name) for name in set(names)}
+    keys = {name: hostfacts.name_key(name) for name in set(names)}
     wanted = [k for k in keys.values() if k is not None]
     if not wanted:
         return dict.fromkeys(keys), set()
@@ -131,7 +131,7 @@ def _resolve(conn: Connection, names: Iterable[str]) -> tuple[dict[str, KmsHostR
     return resolved, ambiguous
 
 
-def _candidates(wanted: list[identity.NameKey]) -> Any:
+def _candidates(wanted: list[hostfacts.NameKey]) -> Any:
     latest = latest_stats()
     full = [k.key for k in wanted if k.kind != "short"]
     shorts = [k.key for k in wanted if k.kind == "short"]

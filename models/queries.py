@@ -16,9 +16,10 @@ import pandas as pd
 from sqlalchemy import Connection, Select, case, exists, func, select
 
 from knowledge.codes import lookup
-from models.enums import GRACE_STATUSES, ActivationType, HostState, LicenseStatus, RunStatus
-from models.filters import STATE, HostFilter
-from models.tables import CurrentStatus, DailyRollup, Host, HostFinding, PollRun, StatusHistory
+from models.enums import GRACE_STATUSES, ActivationType, HostState, LicenseStatus
+from models.filters import HostFilter
+from models.hostfacts import STATE, host_state, resolution
+from models.tables import CurrentStatus, DailyRollup, Host, HostFinding, StatusHistory
 
 MINUTES_PER_DAY = 1440
 LICENSED = LicenseStatus.LICENSED.value
@@ -153,7 +154,7 @@ class HostRow:
     last_seen_utc: str | None
     poll_error: str | None
     resolution_url: str | None
-    state: str | None = None  # license_status, or "RenewalFailing" for a Licensed KMS client whose renewals fail
+    state: HostState | None = None  # see ``models.hostfacts.host_state``
 
 
 HOST_ROW_COLUMNS = tuple(f.name for f in fields(HostRow))
@@ -208,6 +209,7 @@ def grace_days(ends: datetime | None, now: datetime) -> float | None:
 def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
     (computer, name, domain, site, os_caption, ptype, atype, status, code, ends, kms, seen, fclass, reason, risk) = row
     entry = lookup(code, lang) if code else None
+    fix = resolution(code, lang) if code else None
     return HostRow(
         computer_name=computer,
         host=name,
@@ -223,8 +225,8 @@ def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
         kms_host=kms,
         last_seen_utc=seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None,
         poll_error=f"{fclass}: {reason}" if fclass else None,
-        resolution_url=entry.url if entry else None,
-        state=HostState.RENEWAL_FAILING.value if risk else status,
+        resolution_url=fix.article_url if fix else None,
+        state=host_state(status, risk),
     )
 
 
@@ -279,61 +281,6 @@ def grace_expiring(
 
 
 @dataclass(frozen=True, slots=True)
-class RunRow:
-    id: int
-    started_at: datetime
-    finished_at: datetime | None
-    collector: str
-    shard: str | None
-    status: str
-    hosts_total: int
-    succeeded: int
-    failed_dns: int
-    failed_refused: int
-    failed_timeout: int
-    failed_auth: int
-    failed_tls: int
-    failed_protocol: int
-
-    @property
-    def duration_s(self) -> float | None:
-        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
-
-    @property
-    def failed(self) -> int:
-        return (
-            self.failed_dns
-            + self.failed_refused
-            + self.failed_timeout
-            + self.failed_auth
-            + self.failed_tls
-            + (self.failed_protocol)
-        )
-
-
-_RUN_COLUMNS = [getattr(PollRun, f.name) for f in fields(RunRow)]
-
-
-def last_completed_run(conn: Connection) -> RunRow | None:
-    row = conn.execute(
-        select(*_RUN_COLUMNS)
-        .where(PollRun.status == RunStatus.COMPLETE.value)
-        .order_by(PollRun.finished_at.desc())
-        .limit(1)
-    ).one_or_none()
-    return RunRow(*row) if row else None
-
-
-def poll_runs(conn: Connection, *, limit: int = 50) -> pd.DataFrame:
-    """Recent runs, newest first, with duration and failures by class."""
-    runs = [RunRow(*r) for r in conn.execute(select(*_RUN_COLUMNS).order_by(PollRun.started_at.desc()).limit(limit))]
-    frame = pd.DataFrame([asdict(r) for r in runs], columns=[f.name for f in fields(RunRow)])
-    frame.insert(3, "duration_s", [r.duration_s for r in runs])
-    frame["failed"] = [r.failed for r in runs]
-    return frame
-
-
-@dataclass(frozen=True, slots=True)
 class ProductRow:
     product_id: str
     product_name: str | None
@@ -375,6 +322,9 @@ class HostDetail:
     findings: tuple[FindingRow, ...]
     signin: str | None = None
     unread_classes: tuple[str, ...] = ()
+    last_success_at: datetime | None = None
+    failure_class: str | None = None  # why the last poll failed, when it did
+    failure_reason: str | None = None
 
 
 def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime | None = None) -> HostDetail | None:
@@ -393,6 +343,9 @@ def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime 
             Host.last_attempt_at,
             Host.signin,
             Host.unread_classes,
+            Host.last_success_at,
+            Host.last_failure_class,
+            Host.last_failure_reason,
         ).where(Host.id == row.id)
     ).one()
     product_cols = [getattr(CurrentStatus, f.name) for f in fields(ProductRow)]
@@ -413,6 +366,9 @@ def host_detail(conn: Connection, host: str, *, lang: str = "en", now: datetime 
         findings=tuple(FindingRow(*f) for f in found),
         signin=extra[6],
         unread_classes=tuple(c for c in (extra[7] or "").split(",") if c),
+        last_success_at=extra[8],
+        failure_class=extra[9],
+        failure_reason=extra[10],
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection
 
 from models import kms as kms_reads
-from models import store
+from models import runs, store
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import (
     Finding,
@@ -284,7 +284,7 @@ def seed_fleet(conn: Connection, *, now: datetime, days: int = 3, seed: int = 7)
     hosts = fleet()
     store.upsert_inventory(conn, [HostIdentity(h.name, 5985, "http", h.site, ("seed",)) for h in hosts], now=now)
     for at, last in _polls(now, days):
-        run = store.start_run(conn, collector="seed", shard=None, hosts_total=len(hosts), started_at=at)
+        run = runs.start_run(conn, collector="seed", shard=None, hosts_total=len(hosts), started_at=at)
         day_hosts = hosts if last else [_earlier_state(h, rng) for h in hosts]
         results = [result_for(h, at) for h in day_hosts]
         if not last:
@@ -294,7 +294,7 @@ def seed_fleet(conn: Connection, *, now: datetime, days: int = 3, seed: int = 7)
             ]
         store.write_results(conn, run, results)
         link_kms_clients(conn)
-        store.finish_run(conn, run, finished_at=at + timedelta(seconds=42), status=RunStatus.COMPLETE)
+        runs.finish_run(conn, run, finished_at=at + timedelta(seconds=42), status=RunStatus.COMPLETE)
         store.refresh_rollup(conn, at.date())
     return hosts
 

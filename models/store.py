@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from models.enums import ActivationType, FailureClass, LicenseStatus, RunStatus
+from models.enums import FailureClass
+from models.hostfacts import NO_KEY_PRODUCT, fqdn_of, machine_name, main_product
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, HostResult, ProductState
 from models.tables import (
     AppliedBatch,
@@ -32,11 +33,6 @@ from models.tables import (
 
 CHUNK = 500
 T = TypeVar("T")
-NO_KEY_PRODUCT = ProductState(
-    product_id="", activation_type=ActivationType.UNKNOWN, license_status=LicenseStatus.UNLICENSED
-)
-
-
 UpsertInsert = postgresql.Insert | sqlite.Insert
 
 
@@ -75,31 +71,6 @@ def upsert_inventory(conn: Connection, targets: Sequence[HostIdentity], *, now: 
     )
     for chunk in _chunks(rows):
         conn.execute(stmt, list(chunk))
-
-
-def start_run(
-    conn: Connection,
-    *,
-    collector: str,
-    shard: str | None,
-    hosts_total: int,
-    started_at: datetime,
-    pid: int | None = None,
-) -> int:
-    """Record a new poll run as running and return its id."""
-    stmt = _insert(conn, PollRun).values(
-        started_at=started_at,
-        collector=collector,
-        shard=shard,
-        status=RunStatus.RUNNING.value,
-        hosts_total=hosts_total,
-        pid=pid,
-    )
-    return int(conn.execute(stmt.returning(PollRun.id)).scalar_one())
-
-
-def finish_run(conn: Connection, run_id: int, *, finished_at: datetime, status: RunStatus) -> None:
-    conn.execute(update(PollRun).where(PollRun.id == run_id).values(finished_at=finished_at, status=status.value))
 
 
 def write_results(
@@ -220,18 +191,6 @@ def _record_attempts(
     _execute_many(conn, stmt, [{"hid": ids[o.host], "at": o.observed_at} for o in observations])
 
 
-def primary_product(products: Sequence[ProductState]) -> ProductState:
-    """The product that speaks for the host: a failing one (not licensed first, then a licensed one whose
-    renewals fail) before an unlicensed one before a licensed one."""
-    if not products:
-        return NO_KEY_PRODUCT
-
-    def badness(p: ProductState) -> tuple[int, int, str]:
-        return (p.error_code is None, p.license_status is LicenseStatus.LICENSED, p.product_id)
-
-    return min(products, key=badness)
-
-
 def kms_target(product: ProductState) -> str | None:
     """``host:port`` of the KMS host a client uses: the pinned one, else the one it discovered."""
     machine = product.kms_machine or product.discovered_kms_machine
@@ -239,13 +198,6 @@ def kms_target(product: ProductState) -> str | None:
         return None
     port = product.kms_port if product.kms_machine else product.discovered_kms_port
     return f"{machine}:{port}" if port else machine
-
-
-def fqdn_of(computer_name: str | None, domain: str | None) -> str | None:
-    if not computer_name:
-        return None
-    name = f"{computer_name}.{domain}" if domain and "." not in computer_name else computer_name
-    return name.lower()
 
 
 def _update_host_summaries(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
@@ -283,7 +235,7 @@ _SUMMARY_FIELDS = (
 
 
 def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
-    main = primary_product(o.products)
+    main = main_product(o.products)
     return {
         "hid": hid,
         "at": o.observed_at,
@@ -299,7 +251,7 @@ def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
         "error_code": main.error_code,
         "grace_minutes": main.grace_minutes,
         "kms_host": kms_target(main),
-        "kms_fqdn": (main.kms_machine or main.discovered_kms_machine or "").lower() or None,
+        "kms_fqdn": machine_name(main.kms_machine or main.discovered_kms_machine) or None,
         "grace_ends_at": o.observed_at + timedelta(minutes=main.grace_minutes) if main.grace_minutes else None,
         "search_key": search_key(o.host, o.computer_name),
         "signin": o.signin,
@@ -405,7 +357,7 @@ def _append_history(
 ) -> None:
     rows = []
     for o in fresh:
-        main = primary_product(o.products)
+        main = main_product(o.products)
         state = (main.license_status.value, main.activation_type.value, main.error_code)
         before = previous.get(ids[o.host])
         if before is None or before.status_at is None or (before.state != state and before.status_at < o.observed_at):
@@ -479,22 +431,3 @@ def refresh_rollup(conn: Connection, day: date) -> None:
     ).group_by(Host.license_status, Host.activation_type, Host.error_code, Host.last_failure_class)
     columns = ["day", "license_status", "activation_type", "error_code", "failure_class", "host_count"]
     conn.execute(_insert(conn, DailyRollup).from_select(columns, counted))
-
-
-def running_run_pids(conn: Connection, *, collector: str) -> set[int]:
-    """Process ids of ``collector``'s runs still marked running."""
-    stmt = select(PollRun.pid).where(
-        PollRun.collector == collector, PollRun.status == RunStatus.RUNNING.value, PollRun.pid.is_not(None)
-    )
-    return {pid for pid in conn.execute(stmt).scalars() if pid is not None}
-
-
-def mark_abandoned_runs(conn: Connection, *, collector: str, alive_pids: Iterable[int], now: datetime) -> int:
-    """Mark this collector's runs still 'running' whose process is gone as incomplete; returns how many."""
-    running = and_(
-        PollRun.collector == collector,
-        PollRun.status == RunStatus.RUNNING.value,
-        or_(PollRun.pid.is_(None), PollRun.pid.not_in(list(alive_pids) or [-1])),
-    )
-    stmt = update(PollRun).where(running).values(status=RunStatus.INCOMPLETE.value, finished_at=now)
-    return len(conn.execute(stmt.returning(PollRun.id)).all())

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from models.db import make_engine, upgrade
 from tests.krb5kdc import MitKdc, require_kerberos_extra, running_kdc
+from tests.krb5kdc_handshakes import Realm, make_realm
 
 pytest_plugins = ["simulator.pytest_plugin"]
 
@@ -86,6 +87,16 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MitKdc]:
     """
     with running_kdc(tmp_path_factory.mktemp("kdc")) as realm, realm.configured():
         yield realm
+
+
+@pytest.fixture(scope="session")
+def realm(kdc: MitKdc, tmp_path_factory: pytest.TempPathFactory) -> Realm:
+    """The ``krbtest-*`` principals, keytabs and ccache tests/test_krb5kdc*.py check the realm with.
+
+    Made once for the session and shared by those modules, since a principal can be added to the realm only
+    once. A module with principals of its own defines its own ``realm`` (tests/collectors/test_kerberos.py).
+    """
+    return make_realm(kdc, tmp_path_factory.mktemp("krbtest"))
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ a client or a host on the real clock meets a real ``KRB_AP_ERR_SKEW``; ``expired
 KDC two days in the past and ``kinit`` under libfaketime at that same time, which leaves a ccache
 whose tickets really expired.
 ``unreachable_config`` names a realm whose KDC port nobody listens on. Every wait is bounded.
+One KDC process, its client krb5.conf and the environment that reaches it are in tests/krb5kdc_process.py.
 
 Principal names are realm-wide and the realm lives for the whole test session: each test module
 uses names of its own (``add_user`` refuses one that exists).
@@ -20,15 +21,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from tests.krb5kdc_process import KdcProcess, free_port, write_krb5_conf
 
 KRB5KDC = Path("/usr/sbin/krb5kdc")
 KDB5_UTIL = Path("/usr/sbin/kdb5_util")
@@ -36,13 +37,10 @@ KADMIN_LOCAL = Path("/usr/sbin/kadmin.local")
 KINIT = Path("/usr/bin/kinit")
 FAKETIME = Path("/usr/bin/faketime")
 REALM = "ACTIVATION.TEST"
-DOMAINS = ("corp.example",)  # host names under these (and the names themselves) belong to REALM
 PACKAGES = "apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev faketime"
 KERBEROS_EXTRA = "pip install -r requirements-kerberos.txt"
 # What Active Directory issues: AES with SHA-1 (no SHA-2 or Camellia kinds).
 ENCTYPES = "aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal"
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 COMMAND_TIMEOUT_S = 30.0
 EXPIRED_OFFSET_S = -2 * 86400  # the past an expired ccache's tickets were issued in
 
@@ -77,100 +75,6 @@ def require_kerberos_extra() -> None:
         import krb5  # noqa: F401
     except ImportError as exc:
         _skip_or_fail(f"the Kerberos extra is not installed ({exc}); {KERBEROS_EXTRA} (needs libkrb5-dev)")
-
-
-def free_port() -> int:
-    """A loopback port free for both TCP and UDP (a KDC answers on both)."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no loopback port free for both TCP and UDP")
-
-
-def write_krb5_conf(path: Path, *, realm: str, port: int, workdir: Path, timesync: bool = True) -> Path:
-    """A client krb5.conf naming only ``realm`` at 127.0.0.1:``port``; no DNS, no reverse lookups."""
-    domains = "".join(f"    .{domain} = {realm}\n    {domain} = {realm}\n" for domain in DOMAINS)
-    path.write_text(
-        "[libdefaults]\n"
-        f"    default_realm = {realm}\n"
-        "    dns_lookup_kdc = false\n"
-        "    dns_lookup_realm = false\n"
-        "    dns_canonicalize_hostname = false\n"
-        "    rdns = false\n"
-        # TCP first for every message (a refused connection fails at once); UDP stays as the fallback.
-        "    udp_preference_limit = 1\n"
-        # Never the user's own ccache, even when a test forgets to name one.
-        f"    default_ccache_name = FILE:{workdir / 'krb5cc_default'}\n"
-        f"    default_keytab_name = FILE:{workdir / 'default.keytab'}\n"
-        # Nor the machine's client keytab, which MIT would use to refresh an expired ccache on its own.
-        f"    default_client_keytab_name = FILE:{workdir / 'client.keytab'}\n"
-        f"    kdc_timesync = {1 if timesync else 0}\n"
-        "    ticket_lifetime = 10h\n"
-        "    renew_lifetime = 7d\n"
-        "    forwardable = false\n"
-        "\n[realms]\n"
-        f"    {realm} = {{\n"
-        f"        kdc = 127.0.0.1:{port}\n"
-        "    }\n"
-        "\n[domain_realm]\n"
-        f"{domains}",
-        encoding="utf-8",
-    )
-    return path
-
-
-@dataclass
-class KdcProcess:
-    """One running ``krb5kdc`` and the client krb5.conf that reaches it."""
-
-    name: str
-    port: int
-    krb5_conf: Path
-    kdc_conf: Path
-    log: Path
-    workdir: Path
-    offset_s: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    def env(self, *, trace: Path | None = None) -> dict[str, str]:
-        """The variables a process needs to use this KDC: ``KRB5_CONFIG``, ``KRB5RCACHEDIR`` (acceptors
-        keep their replay cache in the work directory, not /var/tmp) and ``KRB5_TRACE`` when asked."""
-        values = {"KRB5_CONFIG": str(self.krb5_conf), "KRB5RCACHEDIR": str(self.workdir)}
-        if trace is not None:
-            values["KRB5_TRACE"] = str(trace)
-        return values
-
-    @contextmanager
-    def configured(self) -> Iterator[KdcProcess]:
-        """This KDC's ``env()`` in the test process for the block (gssapi reads it in-process)."""
-        with environ(**self.env()):
-            yield self
-
-
-@contextmanager
-def environ(**values: str | None) -> Iterator[None]:
-    """Set (or, for None, remove) variables of this process for the block, restoring them after."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class MitKdc:
@@ -228,7 +132,7 @@ class MitKdc:
 
     def stop(self) -> None:
         for instance in [*self._others.values(), *filter(None, [self.primary])]:
-            _stop(instance)
+            instance.stop()
         self._others.clear()
 
     # --- principals and keytabs --------------------------------------------------------------------
@@ -404,7 +308,7 @@ class MitKdc:
             instance.process = subprocess.Popen(
                 command, env=self._admin_env(instance), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
-        _wait_listening(instance, self.workdir / f"{instance.name}.out")
+        instance.wait_listening(self.workdir / f"{instance.name}.out")
 
     def _run(self, command: list[str], *, env: dict[str, str], stdin: str | None = None) -> str:
         result = subprocess.run(
@@ -419,37 +323,6 @@ class MitKdc:
         if result.returncode != 0:
             raise RuntimeError(f"{Path(command[0]).name} exited with {result.returncode}: {output.strip()}")
         return output
-
-
-def _wait_listening(instance: KdcProcess, out: Path) -> None:
-    process = instance.process
-    assert process is not None
-    until = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < until:
-        if process.poll() is not None:
-            text = out.read_text(errors="replace") + (
-                instance.log.read_text(errors="replace") if instance.log.exists() else ""
-            )
-            raise RuntimeError(f"krb5kdc exited with {process.returncode}: {text.strip()}")
-        try:
-            socket.create_connection(("127.0.0.1", instance.port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    _stop(instance)
-    raise RuntimeError(f"krb5kdc did not listen on 127.0.0.1:{instance.port} within {START_TIMEOUT_S:g}s")
-
-
-def _stop(instance: KdcProcess) -> None:
-    process = instance.process
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT_S)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import time
 import streamlit as st
 
 from config.settings import Settings
+from knowledge.codes import LANGUAGES, normalise_language
 from ui import i18n
 from ui.data import Source
 
@@ -39,10 +40,10 @@ def select_language(default: str) -> str:
     """Draw the language switch and keep the choice in session state and in ``?lang=``."""
     if i18n.LANG_KEY not in st.session_state:
         from_url = st.query_params.get(i18n.LANG_KEY)
-        st.session_state[i18n.LANG_KEY] = i18n.normalise_language(from_url, default)
+        st.session_state[i18n.LANG_KEY] = normalise_language(from_url, default)
     st.sidebar.radio(
         i18n.t("Language"),
-        i18n.LANGUAGES,
+        LANGUAGES,
         format_func=i18n.LANGUAGE_NAMES.__getitem__,
         horizontal=True,
         key=i18n.LANG_KEY,

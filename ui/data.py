@@ -1,26 +1,32 @@
 """The dashboard's only door to the database, and the only place with Streamlit caching.
 
-Each function wraps one ``models.queries`` (or ``models.export``) call: one engine per database URL is
-shared by every session (``st.cache_resource``), and query results are cached by their arguments
-(``st.cache_data``). The first argument is a ``Source``, the URL plus the number of the current refresh
-period, so cached results are shared by all viewers for one period and re-read in the next one; the
-period length is the ``refresh_s`` setting. Only aggregates and pages of rows are cached, never tables.
+Each reader here is one ``models.queries`` (or ``models.kms``) function made cached by ``_on_source``: it
+takes a ``Source`` where the query takes a connection, runs the query on a connection from the engine for
+that URL (one per database URL, shared by every session through ``st.cache_resource``) and caches the result
+by its arguments (``st.cache_data``). A ``Source`` is the URL plus the number of the current refresh period,
+so cached results are shared by all viewers for one period and re-read in the next one; the period length is
+the ``refresh_s`` setting. Where a page's arguments differ from the query's, a small adapter taking the
+connection first sits in between. Only aggregates and pages of rows are cached, never tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import NamedTuple
+from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 
 import pandas as pd
 import streamlit as st
 
-from models import db, export, kms, queries
+from models import db, export, kms, queries, runs
 from models.filters import HostFilter
 
 # Entries from earlier refresh periods are unreachable; this bound only frees their memory.
 _TTL_S = 3600
 _MAX = 256
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class Source(NamedTuple):
@@ -37,132 +43,67 @@ def engine(db_url: str) -> db.Engine:
 
 
 def clear() -> None:
-    """Forget every cached result, e.g. after the demo fleet was loaded."""
-    _cached_functions_clear()
+    """Forget every cached result, e.g. after the demo fleet was loaded (all of them are made here)."""
+    st.cache_data.clear()
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def fleet_is_empty(src: Source) -> bool:
-    with engine(src.db_url).connect() as conn:
-        return queries.fleet_is_empty(conn)
+def _on_source(read: Callable[Concatenate[Any, P], R]) -> Callable[Concatenate[Source, P], R]:
+    """``read(conn, ...)`` as a cached ``read(src, ...)`` that runs on a connection to ``src.db_url``.
+
+    The connection is typed ``Any`` because the dashboard names no SQLAlchemy type.
+    """
+
+    def on_source(src: Source, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with engine(src.db_url).connect() as conn:
+            return read(conn, *args, **kwargs)
+
+    # Streamlit tells caches apart by the function's module and qualified name (and its source, which every
+    # reader here shares), so each reader takes the name of the query it runs. No ``__wrapped__``: Streamlit
+    # would then read the query's parameter names, which start with the connection, for the reader's.
+    on_source.__module__ = read.__module__
+    on_source.__name__ = read.__name__
+    on_source.__qualname__ = read.__qualname__
+    on_source.__doc__ = read.__doc__
+    return st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)(on_source)
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def fleet_summary(src: Source, stale_hours: float) -> queries.FleetSummary:
-    with engine(src.db_url).connect() as conn:
-        return queries.fleet_summary(conn, now=datetime.now(UTC), stale_after=timedelta(hours=stale_hours))
+# Queries whose arguments after the connection are the ones the pages pass.
+fleet_is_empty = _on_source(queries.fleet_is_empty)
+failures_by_activation_type = _on_source(queries.failures_by_activation_type)
+activation_trend = _on_source(queries.activation_trend)
+grace_expiring = _on_source(queries.grace_expiring)
+last_completed_run = _on_source(runs.last_completed_run)
+kms_hosts = _on_source(kms.kms_hosts)
+kms_count_history = _on_source(kms.kms_count_history)
+host_count = _on_source(queries.host_count)
+host_history = _on_source(queries.host_history)
+code_counts = _on_source(queries.code_counts)
+filter_options = _on_source(queries.filter_options)
+poll_runs = _on_source(runs.poll_runs)
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def failures_by_code(src: Source, flt: HostFilter, lang: str = "en") -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.failures_by_code(conn, flt, lang=lang)
+# Adapters for the rest: the pages pass these arguments positionally, or a number of hours for a moment.
+@_on_source
+def fleet_summary(conn: Any, stale_hours: float) -> queries.FleetSummary:
+    return queries.fleet_summary(conn, now=datetime.now(UTC), stale_after=timedelta(hours=stale_hours))
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def failures_by_activation_type(src: Source, flt: HostFilter) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.failures_by_activation_type(conn, flt)
+@_on_source
+def failures_by_code(conn: Any, flt: HostFilter, lang: str = "en") -> pd.DataFrame:
+    return queries.failures_by_code(conn, flt, lang=lang)
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def activation_trend(src: Source, days: int = 90) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.activation_trend(conn, days=days)
+@_on_source
+def host_page(conn: Any, flt: HostFilter, limit: int, offset: int, lang: str = "en") -> pd.DataFrame:
+    return queries.host_page(conn, flt, limit=limit, offset=offset, lang=lang)
 
 
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def grace_expiring(src: Source, within_days: int) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.grace_expiring(conn, within_days=within_days)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def last_completed_run(src: Source) -> queries.RunRow | None:
-    with engine(src.db_url).connect() as conn:
-        return queries.last_completed_run(conn)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def kms_hosts(src: Source) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return kms.kms_hosts(conn)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def kms_count_history(src: Source, host: str) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return kms.kms_count_history(conn, host)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def host_count(src: Source, flt: HostFilter) -> int:
-    with engine(src.db_url).connect() as conn:
-        return queries.host_count(conn, flt)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def host_page(src: Source, flt: HostFilter, limit: int, offset: int, lang: str = "en") -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.host_page(conn, flt, limit=limit, offset=offset, lang=lang)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def host_detail(src: Source, host: str, lang: str = "en") -> queries.HostDetail | None:
-    with engine(src.db_url).connect() as conn:
-        return queries.host_detail(conn, host, lang=lang)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def host_history(src: Source, host: str) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.host_history(conn, host)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def code_counts(src: Source) -> dict[str, int]:
-    with engine(src.db_url).connect() as conn:
-        return queries.code_counts(conn)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def filter_options(src: Source) -> queries.FilterOptions:
-    with engine(src.db_url).connect() as conn:
-        return queries.filter_options(conn)
-
-
-@st.cache_data(ttl=_TTL_S, max_entries=_MAX, show_spinner=False)
-def poll_runs(src: Source, limit: int = 50) -> pd.DataFrame:
-    with engine(src.db_url).connect() as conn:
-        return queries.poll_runs(conn, limit=limit)
+@_on_source
+def host_detail(conn: Any, host: str, lang: str = "en") -> queries.HostDetail | None:
+    return queries.host_detail(conn, host, lang=lang)
 
 
 def export_csv(db_url: str, flt: HostFilter) -> bytes:
     """The unactivated-hosts CSV for ``flt``, built when the user clicks (never cached)."""
     with engine(db_url).connect() as conn:
         return export.csv_bytes(conn, flt)
-
-
-_CACHED = (
-    fleet_is_empty,
-    fleet_summary,
-    failures_by_code,
-    failures_by_activation_type,
-    activation_trend,
-    grace_expiring,
-    last_completed_run,
-    kms_hosts,
-    kms_count_history,
-    host_count,
-    host_page,
-    host_detail,
-    host_history,
-    code_counts,
-    filter_options,
-    poll_runs,
-)
-
-
-def _cached_functions_clear() -> None:
-    for function in _CACHED:
-        function.clear()

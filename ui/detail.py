@@ -28,11 +28,11 @@ def state(found: HostDetail) -> None:
     columns[0].metric(t("License status"), t(row.license_status or "unknown"))
     columns[1].metric(t("Activation type"), t(row.activation_type or "unknown"))
     columns[2].metric(t("Error code"), row.error_code or "-", help=row.error_title or None)
-    last_seen = (row.last_seen_utc or "").replace("T", " ").removesuffix("Z")[:16]
-    columns[3].metric(t("Last successful poll"), last_seen or t("never"), help=t("Times are UTC."))
-    if row.poll_error:
-        st.warning(t("Last poll failed ({cls})").format(cls=row.poll_error.split(":", 1)[0]))
-        st.text(row.poll_error)
+    last_seen = found.last_success_at.strftime("%Y-%m-%d %H:%M") if found.last_success_at else t("never")
+    columns[3].metric(t("Last successful poll"), last_seen, help=t("Times are UTC."))
+    if found.failure_class:
+        st.warning(t("Last poll failed ({cls})").format(cls=found.failure_class))
+        st.text(f"{found.failure_class}: {found.failure_reason or ''}")
     if row.state == HostState.RENEWAL_FAILING.value:
         st.warning(renewal_forecast(row.grace_days_remaining))
     if found.unread_classes:

@@ -9,14 +9,13 @@ test can drive ``at.multiselect(key="code")``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
-from models.enums import ActivationType, FailureClass, HostState, ProductType
-from models.filters import HostFilter
+from models.filters import BY_KEY, CRITERIA, MAX_STALE_HOURS, MAX_TEXT, URL_KEYS, Criterion, HostFilter
 from ui.i18n import LANG_KEY, current_language, t
 
-URL_KEYS = ("code", "type", "status", "site", "os", "product", "failure", "stale", "q", "unactivated", "at_risk")
 PAGE_KEY = "page"
 
 
@@ -42,23 +41,18 @@ def write_query_params(flt: HostFilter, extra: Mapping[str, str] | None = None) 
 
 
 def _seed(flt: HostFilter) -> None:
-    """Give each widget its URL value the first time it is drawn on this visit."""
-    values: dict[str, object] = {
-        "code": list(flt.error_codes),
-        "type": [str(x) for x in flt.activation_types],
-        "status": [str(x) for x in flt.license_statuses],
-        "site": list(flt.sites),
-        "os": list(flt.os_captions),
-        "product": [str(x) for x in flt.product_types],
-        "failure": [str(x) for x in flt.failure_classes],
-        "stale": int(flt.stale_hours or 0),
-        "q": flt.search,
-        "unactivated": flt.unactivated_only,
-        "at_risk": flt.include_at_risk,
-    }
-    for key, value in values.items():
-        if key not in st.session_state:
-            st.session_state[key] = value
+    """Give each widget its URL value the first time it is drawn on this visit (widget key = URL key)."""
+    for c in CRITERIA:
+        if c.key not in st.session_state:
+            st.session_state[c.key] = _widget_value(c, getattr(flt, c.field))
+
+
+def _widget_value(c: Criterion, value: Any) -> object:
+    if c.kind == "values":
+        return c.render(value)
+    if c.kind == "hours":
+        return int(value or 0)
+    return value
 
 
 def _options(present: Iterable[str], key: str) -> list[str]:
@@ -83,41 +77,41 @@ def filter_bar(
     _seed(flt)
     first = st.columns([3, 2, 2, 2])
     with first[0]:
-        code = _multiselect(t("Error code"), _options(codes, "code"), "code", code_label)
+        _multiselect(t("Error code"), _options(codes, "code"), "code", code_label)
     with first[1]:
-        kinds = _multiselect(t("Activation type"), [str(x) for x in ActivationType], "type")
+        _multiselect(t("Activation type"), list(BY_KEY["type"].choices), "type")
     with first[2]:
-        statuses = _multiselect(t("License status"), [str(x) for x in HostState], "status")
+        _multiselect(t("License status"), list(BY_KEY["status"].choices), "status")
     with first[3]:
-        failures = _multiselect(t("Poll failure"), [str(x) for x in FailureClass], "failure")
+        _multiselect(t("Poll failure"), list(BY_KEY["failure"].choices), "failure")
     second = st.columns([2, 3, 2, 2, 2, 3, 3])
     with second[0]:
-        site = _multiselect(t("Site"), _options(sites, "site"), "site", str)
+        _multiselect(t("Site"), _options(sites, "site"), "site", str)
     with second[1]:
-        os_names = _multiselect(t("OS"), _options(os_captions, "os"), "os", str)
+        _multiselect(t("OS"), _options(os_captions, "os"), "os", str)
     with second[2]:
-        products = _multiselect(t("Product type"), [str(x) for x in ProductType], "product")
+        _multiselect(t("Product type"), list(BY_KEY["product"].choices), "product")
     with second[3]:
-        stale = st.number_input(t("Not read for at least (hours)"), min_value=0, max_value=24 * 365, key="stale")
+        st.number_input(t("Not read for at least (hours)"), min_value=0, max_value=MAX_STALE_HOURS, key="stale")
     with second[4]:
-        search = st.text_input(t("Search host name"), key="q", max_chars=200)
+        st.text_input(t("Search host name"), key="q", max_chars=MAX_TEXT)
     with second[5]:
-        unactivated = st.toggle(t("Only unactivated hosts"), key="unactivated")
+        st.toggle(t("Only unactivated hosts"), key="unactivated")
     with second[6]:
-        at_risk = st.toggle(t("Include at-risk licensed hosts"), key="at_risk", help=t("AT_RISK_HELP"))
-    return HostFilter(
-        error_codes=tuple(code),
-        activation_types=tuple(ActivationType(x) for x in kinds),
-        license_statuses=tuple(HostState(x) for x in statuses),
-        sites=tuple(site),
-        os_captions=tuple(os_names),
-        product_types=tuple(ProductType(x) for x in products),
-        failure_classes=tuple(FailureClass(x) for x in failures),
-        stale_hours=int(stale) or None,
-        search=search.strip(),
-        unactivated_only=bool(unactivated),
-        include_at_risk=bool(at_risk),
-    )
+        st.toggle(t("Include at-risk licensed hosts"), key="at_risk", help=t("AT_RISK_HELP"))
+    # The widgets hold the URL form (their keys are the URL keys): read back through the one parser.
+    widgets = {c.key: c.render(_from_widget(c, st.session_state.get(c.key))) for c in CRITERIA}
+    return HostFilter.from_params(widgets)[0]
+
+
+def _from_widget(c: Criterion, value: Any) -> object:
+    if c.kind == "values":
+        return tuple(value or ())  # a multiselect's list
+    if c.kind == "hours":
+        return int(value or 0) or None  # a number input's int
+    if c.kind == "text":
+        return str(value or "").strip()
+    return bool(value)
 
 
 def clear_filters() -> None:

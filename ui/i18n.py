@@ -12,8 +12,10 @@ from collections.abc import Mapping
 
 import streamlit as st
 
+from knowledge.codes import normalise_language
+from models.hostfacts import STATE_WORDS
+
 DEFAULT_LANGUAGE = "en"
-LANGUAGES = ("en", "zh-TW")
 LANGUAGE_NAMES: Mapping[str, str] = {"en": "English", "zh-TW": "繁體中文"}
 LANG_KEY = "lang"
 
@@ -128,6 +130,7 @@ ZH_TW: Mapping[str, str] = {
     "no": "否",
     "open": "開啟",
     "how to fix": "修正方法",
+    "open article": "開啟文章",
     "view": "檢視",
     # hosts page
     "Error code": "錯誤碼",
@@ -212,13 +215,6 @@ ZH_TW: Mapping[str, str] = {
     "tls": "TLS 憑證錯誤",
     "protocol": "通訊協定錯誤",
     # vocabulary values shown as labels
-    "Licensed": "已授權",
-    "Unlicensed": "未授權",
-    "OOBGrace": "初始寬限期",
-    "OOTGrace": "額外寬限期",
-    "NonGenuineGrace": "非正版寬限期",
-    "Notification": "通知模式",
-    "ExtendedGrace": "延長寬限期",
     "KMS client": "KMS 用戶端",
     "Retail": "零售",
     "AD-based": "AD 型啟用",
@@ -240,7 +236,6 @@ ZH_TW: Mapping[str, str] = {
     "grace_expiry": "寬限期到期",
     "kms_host": "KMS 主機狀態",
     # renewals
-    "RenewalFailing": "已授權—續約失敗",
     "Include at-risk licensed hosts": "包含有風險的已授權主機",
     "AT_RISK_HELP": "已授權但續約一再失敗的 KMS 用戶端：有效期限一到就會掉出啟用狀態。",
     "Renewal failing": "續約失敗",
@@ -259,7 +254,6 @@ ZH_TW: Mapping[str, str] = {
 
 # English words for values stored as codes (the key is the English text everywhere else).
 EN: Mapping[str, str] = {
-    "RenewalFailing": "Licensed \u2014 renewal failing",
     "AT_RISK_HELP": "Licensed KMS clients whose renewals keep failing: they drop out of activation when their "
     "validity ends.",
     "kms_host": "KMS host state",
@@ -267,12 +261,13 @@ EN: Mapping[str, str] = {
     "never exceeds that cap.",
 }
 
-TABLES: Mapping[str, Mapping[str, str]] = {"en": EN, "zh-TW": ZH_TW}
+
+def _with_states(table: Mapping[str, str], lang: str) -> Mapping[str, str]:
+    """A table plus the words for host states, which ``models.hostfacts`` owns for every layer."""
+    return {**table, **{state.value: words for state, words in STATE_WORDS[lang].items()}}
 
 
-def normalise_language(value: str | None, default: str = DEFAULT_LANGUAGE) -> str:
-    """Return ``value`` when it is a supported language code, else ``default``."""
-    return value if value in LANGUAGES else default
+TABLES: Mapping[str, Mapping[str, str]] = {"en": _with_states(EN, "en"), "zh-TW": _with_states(ZH_TW, "zh-TW")}
 
 
 def current_language() -> str:

@@ -11,6 +11,8 @@ import re
 from typing import NamedTuple
 from urllib.parse import urlencode
 
+from models import hostfacts
+
 
 class PageRef(NamedTuple):
     path: str  # relative to dashboard.py, as st.Page and AppTest.switch_page want it
@@ -21,7 +23,7 @@ OVERVIEW = PageRef("ui/pages/overview.py", "overview")
 KMS_HOSTS = PageRef("ui/pages/kms_hosts.py", "kms_hosts")
 HOSTS = PageRef("ui/pages/hosts.py", "hosts")
 HOST_DETAIL = PageRef("ui/pages/host_detail.py", "host")
-ERROR_CODES = PageRef("ui/pages/error_codes.py", "error_codes")
+ERROR_CODES = PageRef("ui/pages/error_codes.py", hostfacts.KB_PAGE)
 POLL_RUNS = PageRef("ui/pages/poll_runs.py", "poll_runs")
 FIRST_RUN = PageRef("ui/pages/first_run.py", "first_run")
 
@@ -34,9 +36,14 @@ def _url(page: PageRef, params: dict[str, str]) -> str:
 
 def resolution_url(code: object, lang: str) -> str | None:
     """The knowledge-base entry for ``code``, or ``None`` when there is no well-formed code."""
-    if not isinstance(code, str) or not CODE_PATTERN.match(code):
-        return None
-    return _url(ERROR_CODES, {"code": code, "lang": lang})
+    fix = hostfacts.resolution(code, lang) if isinstance(code, str) and CODE_PATTERN.match(code) else None
+    return fix.kb_path if fix else None
+
+
+def article_url(code: object, lang: str) -> str | None:
+    """Microsoft's article on ``code`` (the CSV's ``resolution_url``), or ``None`` without a well-formed code."""
+    fix = hostfacts.resolution(code, lang) if isinstance(code, str) and CODE_PATTERN.match(code) else None
+    return fix.article_url if fix else None
 
 
 def host_url(host: str, lang: str) -> str:

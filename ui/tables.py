@@ -18,7 +18,7 @@ from ui.i18n import t
 
 # Fixed widths for the leading columns keep the links where a user (and a browser test) expects them.
 HOST_WIDTH, DETAILS_WIDTH, CODE_WIDTH, TITLE_WIDTH, RESOLUTION_WIDTH = 180, 80, 110, 300, 110
-HOSTS_LEADING = ("host", "details", "error_code", "error_title", "resolution")
+HOSTS_LEADING = ("host", "details", "error_code", "error_title", "resolution", "article")
 ROW_HEIGHT = 35
 
 
@@ -36,6 +36,7 @@ def hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, Any]]
     shown = frame.drop(columns=["resolution_url", "state"], errors="ignore").assign(
         details=[links.host_url(host, lang) for host in frame["host"]],
         resolution=[links.resolution_url(code, lang) for code in frame["error_code"]],
+        article=[links.article_url(code, lang) for code in frame["error_code"]],
         # the state people read: "Licensed - renewal failing" apart from a healthy Licensed
         license_status=[t(str(state)) if isinstance(state, str) else state for state in frame["state"]],
     )
@@ -49,6 +50,7 @@ def hosts(frame: pd.DataFrame, lang: str) -> tuple[pd.DataFrame, dict[str, Any]]
         "resolution": st.column_config.LinkColumn(
             t("resolution"), display_text=t("how to fix"), width=RESOLUTION_WIDTH
         ),
+        "article": st.column_config.LinkColumn(t("Microsoft article"), display_text=t("open article")),
         "license_status": _text("license status"),
         "activation_type": _text("activation type"),
         "computer_name": _text("computer name"),

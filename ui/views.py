@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 import streamlit as st
 
-from models.queries import FleetSummary, RunRow
+from models.queries import FleetSummary
+from models.runs import RunRow
 from ui import charts
 from ui.i18n import t
 

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from collectors.credentials import Credential
 from collectors.inventory import Target, load_inventory
-from collectors.poller import PollContext, RunOptions, RunSummary, run_poll
 from collectors.probes import Probes
+from collectors.run import PollContext, RunOptions, RunSummary, run_poll
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
 from models import db, queries

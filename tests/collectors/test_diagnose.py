@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from collectors import diagnose
+from collectors.deadline import Deadline
 from collectors.diagnose import HostFacts, KmsClient
 from collectors.probes import Probes, SrvAnswer
-from models import identity
+from models import hostfacts
 from models.enums import ActivationType, LicenseStatus, ProductType, Severity
 from models.kms import KmsHostRecord
 from models.records import ProductState
@@ -176,12 +177,12 @@ def test_dns_error_code_fails_even_when_licensed_status_reads_otherwise():
 
 
 def test_kms_names_mean_a_host_by_one_rule_whatever_their_form():
-    keys = identity.host_keys("10.0.0.5", "kms01.corp.test", "KMS01", "10.0.0.5")
-    assert all(identity.matches(n, keys) for n in ("KMS01", "kms01.corp.test.", "KMS01.CORP.TEST:1688", "10.0.0.5"))
-    assert not identity.matches("kms01.lab.test", keys)  # a name with a domain part means only that name
-    assert not identity.matches("10.0.0.50", keys) and not identity.matches("", keys)
-    named = identity.host_keys("kms02.corp.test", None, None, "10.0.0.6")
-    assert identity.matches("kms02", named) and identity.matches("10.0.0.6", named)
+    keys = hostfacts.host_keys("10.0.0.5", "kms01.corp.test", "KMS01", "10.0.0.5")
+    assert all(hostfacts.matches(n, keys) for n in ("KMS01", "kms01.corp.test.", "KMS01.CORP.TEST:1688", "10.0.0.5"))
+    assert not hostfacts.matches("kms01.lab.test", keys)  # a name with a domain part means only that name
+    assert not hostfacts.matches("10.0.0.50", keys) and not hostfacts.matches("", keys)
+    named = hostfacts.host_keys("kms02.corp.test", None, None, "10.0.0.6")
+    assert hostfacts.matches("kms02", named) and hostfacts.matches("10.0.0.6", named)
 
 
 # --- probes are bounded in time and in the number of distinct targets -------------------------
@@ -212,7 +213,7 @@ def test_unanswered_dns_is_bounded_by_the_host_deadline(silent_dns):
     probes = Probes.for_settings(silent_dns, connect_timeout_s=5.0)
     started = time.monotonic()
     host = pinned_host("kms.corp.test")
-    findings = by_check(diagnose.diagnose(host, probes, grace_warning_days=14, deadline=started + 0.5))
+    findings = by_check(diagnose.diagnose(host, probes, grace_warning_days=14, deadline=Deadline(0.5)))
     assert time.monotonic() - started < 1.5
     # Cut short by the deadline, neither probe may pass for a verdict on the KMS host.
     assert findings["dns_srv"].severity is Severity.INFO

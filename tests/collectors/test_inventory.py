@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from collectors.directory import LdapSource
 from collectors.errors import InventoryError
 from collectors.inventory import (
-    LdapSource,
     Target,
     load_inventory,
     parse_shard,

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from collectors.credentials import Credential
 from collectors.inventory import Target, load_inventory
-from collectors.poller import PollContext, RunOptions, poll_host, run_poll
+from collectors.run import PollContext, RunOptions, poll_host, run_poll
 from collectors.spool import Spool
 from collectors.wsman import open_protocol
 from models.enums import FailureClass, RunStatus
@@ -99,7 +99,7 @@ def fleet_resolver(fleet: FleetHandle):
     """Resolves host names with the fleet's own DNS server, as a domain member asks its DC."""
     server, port = fleet.dns_server.split(":")
 
-    def resolve(host: str, _port: int) -> str:
+    def resolve(host: str) -> str:
         answer = dns.query.udp(dns.message.make_query(host, dns.rdatatype.A), server, port=int(port), timeout=2)
         for rrset in answer.answer:
             for record in rrset:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.inventory import LDAP_FILTER, load_inventory
+from collectors.directory import LDAP_FILTER
+from collectors.inventory import load_inventory
 from tests.collectors.slapd import Computer, LdapServer, running_slapd
 
 COMPUTERS = 600

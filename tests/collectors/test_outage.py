@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import text
 
-from collectors.poller import RunOptions, run_poll
+from collectors.run import RunOptions, run_poll
 from collectors.spool import Spool
 from models import db
 from tests.collectors.helpers import fleet_context, mismatches, observed, targets_of

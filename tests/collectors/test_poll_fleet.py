@@ -15,8 +15,8 @@ from sqlalchemy import text
 
 from collectors.credentials import Credential
 from collectors.inventory import Target, select_shard
-from collectors.poller import PollContext, RunOptions, poll_host, run_poll
 from collectors.probes import Probes
+from collectors.run import PollContext, RunOptions, poll_host, run_poll
 from collectors.spool import Spool
 from models import db
 from models.enums import FailureClass, RunStatus

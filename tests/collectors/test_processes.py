@@ -6,9 +6,9 @@ import threading
 
 from sqlalchemy import text
 
-from collectors.poller import RunOptions, run_poll
+from collectors.connection import COUNTER
+from collectors.run import RunOptions, run_poll
 from collectors.spool import Spool
-from collectors.transport import COUNTER
 from models import db
 from models.enums import RunStatus
 from tests.collectors.helpers import fleet_context, mismatches, observed, poll, targets_of

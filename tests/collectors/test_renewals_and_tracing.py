@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from collectors.poller import RunSummary
+from collectors.run import RunSummary
 from collectors.spool import Spool
 from models import db, kms
 from models.enums import RunStatus

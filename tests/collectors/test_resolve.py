@@ -10,7 +10,7 @@ import time
 import pytest
 
 from collectors.inventory import Target, load_inventory
-from collectors.poller import poll_host
+from collectors.run import poll_host
 from collectors.wsman import open_protocol
 from models.enums import FailureClass
 from models.records import HostFailure, HostObservation
@@ -39,7 +39,7 @@ def test_name_that_does_not_exist_is_a_dns_failure(http_fleet):
 def test_a_resolver_that_hangs_cannot_hold_the_host_beyond_its_deadline(http_fleet):
     release = threading.Event()
 
-    def stuck(host: str, port: int) -> str:
+    def stuck(host: str) -> str:
         release.wait(30)
         return "127.0.0.1"
 
@@ -59,7 +59,7 @@ def test_host_name_is_polled_at_the_address_it_resolves_to(http_fleet):
     target = fleet_targets(http_fleet)[host["host"]]
     asked: list[str] = []
 
-    def resolver(name: str, port: int) -> str:
+    def resolver(name: str) -> str:
         asked.append(name)
         return host["host"]
 
@@ -76,7 +76,7 @@ def test_certificate_is_checked_against_the_host_name_not_the_address(https_flee
     # The simulator's certificates name the loopback addresses and "localhost", never corp.test names.
     host = healthy(https_fleet)
     target = fleet_targets(https_fleet)[host["host"]]
-    ctx = with_resolver(fleet_context(https_fleet), lambda n, p: host["host"])
+    ctx = with_resolver(fleet_context(https_fleet), lambda n: host["host"])
     result = poll_host(Target(name, target.port, "https"), ctx)
     if failure is None:
         assert isinstance(result, HostObservation), result

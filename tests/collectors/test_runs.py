@@ -10,10 +10,10 @@ from pydantic import SecretStr
 
 from collectors.credentials import Credential
 from collectors.inventory import Target
-from collectors.poller import PollContext, RunOptions, run_poll
 from collectors.probes import Probes
+from collectors.run import PollContext, RunOptions, run_poll
 from collectors.spool import Spool
-from models import db, queries, store
+from models import db, runs
 from tests.collectors.slapd import free_port
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -34,7 +34,7 @@ def run_statuses(url: str) -> dict[int, str]:
     engine = db.open_database(url)
     try:
         with engine.connect() as conn:
-            return queries.poll_runs(conn).set_index("id")["status"].to_dict()
+            return runs.poll_runs(conn).set_index("id")["status"].to_dict()
     finally:
         engine.dispose()
 
@@ -46,9 +46,9 @@ def test_next_run_marks_a_killed_collectors_run_incomplete(tmp_path):
         engine = db.open_database(url)
         with engine.begin() as conn:
             start = {"shard": None, "hosts_total": 5, "started_at": T0}
-            killed = store.start_run(conn, collector="box1", pid=dead_pid(), **start)
-            live = store.start_run(conn, collector="box1", pid=still_running.pid, **start)
-            elsewhere = store.start_run(conn, collector="box2", pid=dead_pid(), **start)
+            killed = runs.start_run(conn, collector="box1", pid=dead_pid(), **start)
+            live = runs.start_run(conn, collector="box1", pid=still_running.pid, **start)
+            elsewhere = runs.start_run(conn, collector="box2", pid=dead_pid(), **start)
         engine.dispose()
         targets = (Target("127.0.0.1", free_port()),)  # nobody listens there: a quick 'refused'
         summary = run_poll(
@@ -57,8 +57,8 @@ def test_next_run_marks_a_killed_collectors_run_incomplete(tmp_path):
     finally:
         still_running.kill()
         still_running.wait(timeout=10)
-    runs = run_statuses(url)
-    assert runs[killed] == "incomplete"
-    assert runs[live] == "running"  # its collector is still at work
-    assert runs[elsewhere] == "running"  # another machine's collector: its pids mean nothing here
-    assert runs[summary.run_id] == "complete"
+    statuses = run_statuses(url)
+    assert statuses[killed] == "incomplete"
+    assert statuses[live] == "running"  # its collector is still at work
+    assert statuses[elsewhere] == "running"  # another machine's collector: its pids mean nothing here
+    assert statuses[summary.run_id] == "complete"

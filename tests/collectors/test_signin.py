@@ -15,7 +15,7 @@ import pytest
 
 from collectors.errors import ProtocolError
 from collectors.inventory import Target
-from collectors.poller import poll_host
+from collectors.run import poll_host
 from collectors.signin import Challenge, parse_challenges
 from models.enums import FailureClass
 from models.records import HostFailure, HostObservation

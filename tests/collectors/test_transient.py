@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 
 from collectors.inventory import load_inventory
-from collectors.poller import poll_host
+from collectors.run import poll_host
 from models.enums import FailureClass
 from models.records import HostFailure, HostObservation
 from tests.collectors.helpers import fleet_context

@@ -26,7 +26,7 @@ from winrm.exceptions import WinRMOperationTimeoutError, WSManFaultError
 
 from collectors import parse, wmi
 from collectors.errors import ProtocolError, classify_exception, to_poll_error
-from collectors.poller import _ClassReader
+from collectors.run import ClassReader
 from models.enums import FailureClass
 from tests.windows_captures import (
     capture_headers,
@@ -211,11 +211,11 @@ def endpoint(server: _Replay) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/wsman"
 
 
-def reader_for(server: _Replay) -> _ClassReader:
+def reader_for(server: _Replay) -> ClassReader:
     protocol = winrm.protocol.Protocol(
         endpoint(server), transport="basic", username="reader", password="not-a-secret", proxy=None
     )
-    return _ClassReader(protocol, endpoint(server), operation_timeout_s=5)
+    return ClassReader(protocol, endpoint(server), operation_timeout_s=5)
 
 
 def test_the_class_reader_pulls_with_the_context_windows_sent():

@@ -24,8 +24,9 @@ from pydantic import SecretStr
 
 from collectors import wmi
 from collectors.credentials import Credential
+from collectors.deadline import Deadline
 from collectors.inventory import Target
-from collectors.transport import Deadline, WsmanOptions
+from collectors.transport import WsmanOptions
 from collectors.wsman import NAMESPACES, WSManAction, close_protocol, enumerate_envelope, open_protocol
 from simulator.scenario import WinrmService
 from simulator.server import Exchange

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from models import kms, queries, store
+from models import kms, queries, runs, store
 from models.enums import ActivationType, FailureClass, HostState
 from models.filters import HostFilter
 from models.seed import HOSTILE_NAME, HOSTILE_SITE, SEED_EXPECTED, fleet, result_for, seed_fleet
@@ -152,10 +152,10 @@ def test_grace_expiring_soon(seeded: Engine) -> None:
 
 def test_runs_and_last_completed_run(seeded: Engine) -> None:
     with seeded.connect() as conn:
-        last = queries.last_completed_run(conn)
-        runs = queries.poll_runs(conn)
+        last = runs.last_completed_run(conn)
+        recent = runs.poll_runs(conn)
     assert last is not None and last.started_at == NOW and last.duration_s == 42
-    assert len(runs) == 3 and runs.failed.iloc[0] == SEED_EXPECTED["unreachable"]
+    assert len(recent) == 3 and recent.failed.iloc[0] == SEED_EXPECTED["unreachable"]
 
 
 def test_host_detail_and_history(seeded: Engine) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, event, func, select
 
-from models import store
+from models import runs, store
 from models.db import make_engine, upgrade
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, KmsHostCounters, ProductState
@@ -66,7 +66,7 @@ def test_writing_the_same_results_twice_changes_nothing(engine: Engine) -> None:
 
 def test_a_replayed_batch_is_not_counted_twice(engine: Engine) -> None:
     with engine.begin() as conn:
-        run = store.start_run(conn, collector="c1", shard="1/2", hosts_total=2, started_at=T0)
+        run = runs.start_run(conn, collector="c1", shard="1/2", hosts_total=2, started_at=T0)
         assert store.write_results(conn, run, [observation()], batch_id="batch-1")
         assert not store.write_results(conn, run, [observation()], batch_id="batch-1")
         assert store.write_results(conn, run, [HostFailure("10.0.0.2", T0, FailureClass.AUTH, "401")], batch_id="b2")
@@ -179,11 +179,11 @@ def test_inventory_refresh_keeps_activation_state(engine: Engine) -> None:
 
 def test_run_lifecycle_and_abandoned_runs(engine: Engine) -> None:
     with engine.begin() as conn:
-        done = store.start_run(conn, collector="c1", shard=None, hosts_total=1, started_at=T0, pid=111)
-        store.finish_run(conn, done, finished_at=T0 + timedelta(seconds=9), status=RunStatus.COMPLETE)
-        store.start_run(conn, collector="c1", shard=None, hosts_total=1, started_at=T0, pid=222)
-        store.start_run(conn, collector="c2", shard=None, hosts_total=1, started_at=T0, pid=333)
-        assert store.mark_abandoned_runs(conn, collector="c1", alive_pids=[], now=T0) == 1
+        done = runs.start_run(conn, collector="c1", shard=None, hosts_total=1, started_at=T0, pid=111)
+        runs.finish_run(conn, done, finished_at=T0 + timedelta(seconds=9), status=RunStatus.COMPLETE)
+        runs.start_run(conn, collector="c1", shard=None, hosts_total=1, started_at=T0, pid=222)
+        runs.start_run(conn, collector="c2", shard=None, hosts_total=1, started_at=T0, pid=333)
+        assert runs.mark_abandoned_runs(conn, collector="c1", alive_pids=[], now=T0) == 1
     with engine.connect() as conn:
         statuses = conn.execute(select(PollRun.collector, PollRun.status).order_by(PollRun.id)).all()
     assert [tuple(s) for s in statuses] == [("c1", "complete"), ("c1", "incomplete"), ("c2", "running")]

@@ -63,4 +63,4 @@ def test_vocabulary_shown_as_labels_is_translated():
         *(c for c in CHECK_NAMES if c != "event_log"),
         *(a for a in ActivationType if a not in {"MAK", "OEM"}),
     ]
-    assert sorted(str(w) for w in words if str(w) not in i18n.ZH_TW) == []
+    assert sorted(str(w) for w in words if str(w) not in i18n.TABLES["zh-TW"]) == []

@@ -1,10 +1,12 @@
 """First-run page, shown while the database is empty: how to point the collector at an inventory, and a
-button that fills the database with the demo fleet through the real collector and simulator."""
+button that fills the database with the demo fleet through the real collector and simulator, run as the
+collector's own ``demo`` command by ``services.demo``."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from services import demo
 from ui import context, data, links
 from ui.i18n import current_language, t
 
@@ -33,17 +35,14 @@ INVENTORY_HELP = {
 
 
 def load_demo(hosts: int) -> None:
-    """Run the demo loader; an import or run failure is shown as one line and leaves the page usable."""
-    try:
-        from collectors.demo import load_demo as loader
-    except Exception as exc:
-        st.error(t("The demo loader is not available: {reason}").format(reason=context.one_line(exc)))
+    """Run the collector's demo; a missing loader or a failed run is shown as one line and leaves the page usable."""
+    with st.spinner(t("Loading the demo fleet…")):
+        outcome = demo.load_demo(context.settings(), hosts=hosts)
+    if not outcome.available:
+        st.error(t("The demo loader is not available: {reason}").format(reason=outcome.error))
         return
-    try:
-        with st.spinner(t("Loading the demo fleet…")):
-            loader(context.settings(), hosts=hosts)
-    except Exception as exc:
-        st.error(t("Loading the demo fleet failed: {reason}").format(reason=context.one_line(exc)))
+    if not outcome.ok:
+        st.error(t("Loading the demo fleet failed: {reason}").format(reason=outcome.error))
         return
     data.clear()
     st.success(t("The demo fleet is loaded."))
