@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
 
-from models import kms, queries, runs, store
+from models import kms, maintenance, queries, runs, store
 from models.db import make_engine, upgrade
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.export import write_csv
@@ -95,7 +95,7 @@ def build(engine: Engine, hosts: int, days: int, seed: int = 1) -> dict[str, flo
         results += [make_result(i, at + timedelta(hours=h), rng, False) for i in range(KMS_HOSTS) for h in range(24)]
         with engine.begin() as conn:
             store.write_results(conn, None, results)
-            store.refresh_rollup(conn, at.date())
+            maintenance.refresh_rollup(conn, at.date())
             runs.finish_run(conn, run, finished_at=at, status=RunStatus.COMPLETE)
     return {"ingest_hosts_per_s": hosts / ingest_s, "build_s": time.perf_counter() - t0}
 

@@ -1,31 +1,32 @@
 """The ``python -m collectors`` command line: ``poll``, ``export`` and ``demo``.
 
-Thin on purpose: it reads settings once, parses arguments, calls the library (``collectors.poller``,
+Thin on purpose: it reads settings once, parses arguments, calls the library (``collectors.run``,
 ``collectors.demo``, ``models.export``) and renders progress and a summary. Exit codes: 0 the run
-completed (hosts may have failed), 1 the run stopped early (interrupted or run deadline), 2 bad
-configuration or inventory, 3 the database is unusable and the spool unwritable.
+completed (hosts may have failed), 1 the run stopped early (interrupted or run deadline) or could not be
+recorded (database unavailable at its end), 2 bad configuration or inventory, 3 the database is unusable
+and the spool unwritable.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
+import signal
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
-from urllib.parse import parse_qs
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from collectors.cli_base import EXIT_CONFIG, EXIT_DATABASE, EXIT_INCOMPLETE, EXIT_OK, CliError, fail, settings_from
+from collectors.cli_export import export
 from collectors.credentials import Credential, CredentialError, load_credentials, log_to_stderr, read_secrets_file
 from collectors.errors import EXPLANATION, InventoryError, SpoolError
 from collectors.inventory import Inventory, load_inventory, parse_shard, select_shard
@@ -34,15 +35,10 @@ from collectors.run import PollContext, RunOptions, RunSummary, run_poll
 from collectors.run import Progress as PollProgress
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
-from config.settings import ConfigError, Settings, load_settings
+from config.settings import Settings, mask_url
 from models import hostfacts
 from models.enums import FailureClass
-from models.filters import BY_KEY, CRITERIA, VIEW_KEYS, Criterion, HostFilter
 
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_CONFIG = 2
-EXIT_DATABASE = 3
 LOG_EVERY_S = 5.0
 
 app = typer.Typer(
@@ -50,27 +46,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command(name="export")(export)
 log = logging.getLogger("collectors")
-
-
-class CliError(Exception):
-    """A problem reported as one line on stderr with an exit code."""
-
-    def __init__(self, message: str, code: int = EXIT_CONFIG) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _fail(exc: CliError) -> typer.Exit:
-    sys.stderr.write(f"error: {exc}\n")
-    return typer.Exit(exc.code)
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
 
 
 # --- poll ------------------------------------------------------------------------------------------
@@ -92,17 +69,18 @@ def poll(
 ) -> None:
     """Poll every host of the inventory and store the results."""
     try:
-        settings = _settings(db_url=db, concurrency=concurrency, timeout_s=timeout)
+        settings = settings_from(db_url=db, concurrency=concurrency, timeout_s=timeout)
         targets, credentials = _prepare(settings, inventory, shard, force)
         code = EXIT_OK
-        while True:
-            summary = _run_once(settings, targets, credentials, shard, processes)
-            _report(summary, json_output)
-            code = EXIT_OK if summary.status.value == "complete" else EXIT_INCOMPLETE
-            if watch is None or summary.stopped_by == "interrupted" or not _sleep(watch):
-                break
+        with stop_on_signals() as stop:
+            while True:
+                summary = _run_once(settings, targets, credentials, shard, processes, stop)
+                _report(summary, json_output)
+                code = EXIT_OK if summary.status.value == "complete" else EXIT_INCOMPLETE
+                if watch is None or stop.is_set() or stop.wait(watch):
+                    break
     except CliError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     raise typer.Exit(code)
 
 
@@ -137,6 +115,7 @@ def _run_once(
     credentials: dict[str, Credential],
     shard: str | None,
     processes: int | None = None,
+    stop: threading.Event | None = None,
 ) -> RunSummary:
     ctx = poll_context(settings, credentials)
     options = RunOptions(
@@ -146,15 +125,19 @@ def _run_once(
         shard=shard,
         processes=processes,
     )
+    spool = Spool.for_database(settings.spool_path, settings.database_url)
+    for folder, batches in spool.elsewhere():
+        log.warning("%d spooled batch(es) in %s belong to another database: not replayed here", batches, folder)
     with _progress(len(targets)) as on_progress:
         try:
             return run_poll(
                 targets,  # type: ignore[arg-type]  # tuple of Target from _prepare
                 ctx,
                 database_url=settings.database_url,
-                spool=Spool(settings.spool_path),
+                spool=spool,
                 options=options,
                 on_progress=on_progress,
+                stop=stop,
             )
         except SpoolError as exc:
             raise CliError(f"database unusable and {exc}", EXIT_DATABASE) from None
@@ -181,13 +164,34 @@ def poll_context(settings: Settings, credentials: dict[str, Credential]) -> Poll
     )
 
 
-def _sleep(seconds: float) -> bool:
-    """Wait between watch runs; False when interrupted."""
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """Ctrl-C and SIGTERM (how systemd and containers stop a service) end the run cleanly.
+
+    The first signal sets the returned event: the run stops handing out hosts, writes what it has, is
+    recorded as incomplete and its summary is printed. A second one changes nothing of that (it says so);
+    a third gives up on finishing and exits at once.
+    """
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def handle(signum: int, _frame: object) -> None:
+        seen.append(signum)
+        if len(seen) == 1:
+            log.warning("stopping: finishing the hosts in flight and recording the run as incomplete")
+            stop.set()
+        elif len(seen) == 2:
+            log.warning("still stopping: writing what was collected (signal once more to quit without it)")
+        else:
+            os._exit(EXIT_INCOMPLETE)
+
+    wanted = [signal.SIGINT, signal.SIGTERM]
+    previous = {sig: signal.signal(sig, handle) for sig in wanted}
     try:
-        time.sleep(seconds)
-    except KeyboardInterrupt:
-        return False
-    return True
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --- progress and summary ------------------------------------------------------------------------
@@ -267,6 +271,8 @@ def summary_table(summary: RunSummary) -> Table:
     if summary.event_reads:
         renewals = f" ({summary.renewal_event_reads} for failing renewals)" if summary.renewal_event_reads else ""
         rows.append(("event logs read", f"{summary.event_reads}{renewals}"))
+    if summary.set_aside_count:
+        rows.append(("set aside", f"{summary.set_aside_count} host(s): the database refused their rows"))
     if summary.batches_spooled:
         rows.append(("spooled batches", f"{summary.batches_spooled} ({summary.database_error})"))
     if summary.stopped_by:
@@ -278,124 +284,6 @@ def summary_table(summary: RunSummary) -> Table:
 
 def _configure_logging(credentials: Iterable[Credential]) -> None:
     log_to_stderr(credentials)
-
-
-# --- export ----------------------------------------------------------------------------------------
-
-
-def export(
-    *,
-    filter_query: str | None = None,
-    output: Path | None = None,
-    db: str | None = None,
-    **criteria: Any,
-) -> None:
-    """Write the hosts matching the filter as the dashboard's CSV (always the unactivated ones)."""
-    options = {c.key: _given(criteria.get(c.field)) for c in CRITERIA}
-    try:
-        settings = _settings(db_url=db)
-        flt = filter_from_options(options, filter_query)
-        rows = _write_export(settings.database_url, flt, output)
-    except CliError as exc:
-        raise _fail(exc) from None
-    Console(stderr=True).print(f"{rows} host(s) exported", highlight=False)
-
-
-def _given(value: object) -> list[str]:
-    """An export option's value in the URL form: repeated values, one value, or a flag."""
-    if value is None or value is False:
-        return []
-    if value is True:
-        return ["1"]
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-
-
-def _criterion_option(c: Criterion) -> inspect.Parameter:
-    """``export``'s option for one filter criterion, generated from the filter vocabulary."""
-    if c.kind == "values":
-        annotation: Any = Annotated[list[str] | None, typer.Option(c.option, help=c.help)]
-        return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-    if c.kind == "flag":
-        annotation = Annotated[bool, typer.Option(c.option, help=c.help)]
-        return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=False, annotation=annotation)
-    annotation = Annotated[str | None, typer.Option(c.option, help=c.help)]
-    return inspect.Parameter(c.field, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
-
-
-_EXPORT_OPTIONS = (
-    ("filter_query", Annotated[str | None, typer.Option(
-        "--filter", help="The dashboard's URL query, e.g. 'code=0xC004F074&site=Taipei'.")], None),
-    ("output", Annotated[Path | None, typer.Option(
-        "--output", "-o", help="CSV file to write (default: stdout).")], None),
-    ("db", Annotated[str | None, typer.Option("--db", help="Database URL (default: settings).")], None),
-)  # fmt: skip
-_export_parameters = [_criterion_option(c) for c in CRITERIA] + [
-    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-    for name, annotation, default in _EXPORT_OPTIONS
-]
-export.__signature__ = inspect.Signature(_export_parameters)  # type: ignore[attr-defined]
-export.__annotations__ = {p.name: p.annotation for p in _export_parameters} | {"return": None}
-app.command()(export)
-
-
-def filter_from_options(options: dict[str, list[str]], query: str | None = None) -> HostFilter:
-    """The ``HostFilter`` of the export options and the dashboard URL query ``query``, merged.
-
-    Both are read by ``HostFilter.from_params``, the parser the dashboard uses, so a filter means the
-    same here and there; any key or value it does not accept is a ``CliError`` naming it.
-    """
-    params = {key: list(values) for key, values in options.items()}
-    for key, values in _parse_query(query or "").items():
-        params[key] = params.get(key, []) + values
-    for c in CRITERIA:
-        if c.kind != "values" and len(set(params.get(c.key, []))) > 1:
-            raise CliError(f"{c.option}: given more than once with different values")
-    flt, rejected = HostFilter.from_params(params)
-    if rejected:
-        key, _, value = rejected[0].partition("=")
-        c = BY_KEY[key]
-        raise CliError(f"{c.option}: {c.invalid}: {value!r}")
-    return flt
-
-
-def _parse_query(query: str) -> dict[str, list[str]]:
-    try:
-        parsed = parse_qs(query.lstrip("?"), keep_blank_values=True, strict_parsing=bool(query.strip("?")))
-    except ValueError:
-        raise CliError(f"--filter: not a URL query: {query[:80]!r}") from None
-    # A URL copied from the dashboard also says which language and page it showed; neither filters.
-    for key in VIEW_KEYS:
-        parsed.pop(key, None)
-    unknown = sorted(set(parsed) - set(BY_KEY))
-    if unknown:
-        raise CliError(f"--filter: unknown key {unknown[0]!r} (use {', '.join(BY_KEY)})")
-    return parsed
-
-
-def _write_export(url: str, flt: HostFilter, output: Path | None) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from models import db as models_db
-    from models.export import write_csv
-
-    try:
-        engine = models_db.open_database(url)
-        with engine.connect() as conn, _open_output(output) as out:
-            return write_csv(conn, flt, out)
-    except SQLAlchemyError as exc:
-        raise CliError(f"database unusable: {' '.join(str(exc).split())[:200]}", EXIT_DATABASE) from None
-    except OSError as exc:
-        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from None
-
-
-@contextmanager
-def _open_output(output: Path | None) -> Iterator[BinaryIO]:
-    if output is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    with output.open("wb") as handle:
-        yield handle
 
 
 # --- demo ------------------------------------------------------------------------------------------
@@ -410,17 +298,20 @@ def demo(
     from collectors.demo import DemoError, load_demo
 
     try:
-        settings = _settings(db_url=db)
+        settings = settings_from(db_url=db)
         _configure_logging(())
         stop = threading.Event()
-        result = load_demo(settings, hosts=hosts, stop=stop)
+        with _progress(hosts) as on_progress:
+            result = load_demo(settings, hosts=hosts, stop=stop, on_progress=on_progress)
     except DemoError as exc:
-        raise _fail(CliError(str(exc), EXIT_CONFIG)) from None
+        raise fail(CliError(str(exc), EXIT_CONFIG)) from None
     except CliError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     Console().print(summary_table(result.summary))
+    again = f"The earlier demo fleet ({result.replaced} hosts) was replaced: one demo fleet per database.\n"
     Console().print(
-        f"{result.summary.succeeded} simulated hosts are in {result.database_url}.\n"
+        (again if result.replaced else "")
+        + f"{result.summary.succeeded} simulated hosts are in {mask_url(result.database_url)}.\n"
         "Open the dashboard with:  streamlit run dashboard.py",
         highlight=False,
     )

@@ -23,7 +23,8 @@ from pydantic import SecretStr
 
 ENV_PREFIX = "ACTIVATION_CRED_"
 MASK = "[secure]"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+NAME_RULE = "use letters, digits, '-' and '_'"
 
 
 class CredentialError(Exception):
@@ -67,9 +68,14 @@ def kerberos_env_names(name: str) -> tuple[str, str]:
     return f"{ENV_PREFIX}{key}_KEYTAB", f"{ENV_PREFIX}{key}_CCACHE"
 
 
+def valid_name(name: str) -> bool:
+    """Whether ``name`` can name a credential: letters, digits, '-' and '_', starting with a letter or digit."""
+    return _NAME_RE.fullmatch(name) is not None
+
+
 def _key(name: str) -> str:
-    if not _NAME_RE.match(name):
-        raise CredentialError(f"credential name {name!r}: use letters, digits, '-' and '_'")
+    if not valid_name(name):
+        raise CredentialError(f"credential name {name!r}: {NAME_RULE}")
     return name.upper().replace("-", "_")
 
 

@@ -2,36 +2,45 @@
 
 ``load_demo`` starts ``python -m simulator serve`` as a subprocess on free loopback ports, waits
 for its ``ready`` line, polls every simulated host with ``run_poll`` (the same path as against
-real Windows) and stops the simulator. The CLI's ``demo`` command and the dashboard's first-run
-screen both call it. The simulator's password goes to the subprocess through its environment,
-never its command line, and that environment holds nothing else of ours (no collector credentials).
+real Windows) and stops the simulator. The CLI's ``demo`` command calls it, and the dashboard's first-run
+screen runs that command.
+
+There is one demo fleet per database: its hosts carry the ``demo`` tag and always the same addresses
+(``DEMO_ADDRESS_BASE``), so loading it again polls the same hosts again, and demo hosts that the new fleet
+no longer has (a smaller ``--hosts``) are removed. Hosts without the tag are never touched.
+
+The simulator's password goes to the subprocess through its environment, never its command line, and
+that environment holds nothing else of ours (no collector credentials).
 """
 
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.credentials import Credential
-from collectors.inventory import load_inventory
+from collectors.inventory import Target, load_inventory
 from collectors.probes import Probes
 from collectors.run import PollContext, Progress, RunOptions, RunSummary, run_poll
 from collectors.spool import Spool
 from collectors.transport import WsmanOptions
 from config.settings import Settings
+from models import db, maintenance
 
 READY_TIMEOUT_S = 120.0
+DEMO_TAG = "demo"
+DEMO_ADDRESS_BASE = "127.77.0.0"
 DEMO_USER = "demo-reader"
 PASSWORD_ENV = "SIMULATOR_PASSWORD"  # noqa: S105  # the variable name, not a password
 
@@ -45,6 +54,7 @@ class DemoResult:
     summary: RunSummary
     database_url: str
     hosts: int
+    replaced: int = 0  # hosts of an earlier demo fleet found in the database (polled again or removed)
 
 
 @dataclass
@@ -78,15 +88,34 @@ def load_demo(
     with tempfile.TemporaryDirectory(prefix="activation-demo-") as workdir:
         simulator = _start(Path(workdir), hosts, seed, password, python)
         try:
-            summary = _poll(settings, simulator, password, on_progress, stop)
+            targets = tuple(replace(t, tags=(*t.tags, DEMO_TAG)) for t in load_inventory(simulator.inventory).targets)
+            replaced = _make_room(settings.database_url, [t.host for t in targets])
+            summary = _poll(settings, simulator, targets, password, on_progress, stop)
         finally:
             simulator.stop()
-    return DemoResult(summary, settings.database_url, hosts)
+    return DemoResult(summary, settings.database_url, hosts, replaced)
+
+
+def _make_room(database_url: str, names: Sequence[str]) -> int:
+    """Remove the earlier demo fleet's hosts the new one does not have; returns how many demo hosts there were."""
+    try:
+        engine = db.open_database(database_url)
+    except SQLAlchemyError:
+        return 0  # the run spools its results; the database is checked again when they are replayed
+    try:
+        with engine.begin() as conn:
+            before = maintenance.count_tagged(conn, DEMO_TAG)
+            maintenance.remove_tagged(conn, DEMO_TAG, keep=names)
+        return before
+    except SQLAlchemyError:
+        return 0
+    finally:
+        engine.dispose()
 
 
 def _start(workdir: Path, hosts: int, seed: int, password: str, python: str) -> _Simulator:
     inventory, truth, ca = workdir / "inventory.csv", workdir / "truth.json", workdir / "ca.pem"
-    base = f"127.{random.randint(20, 250)}.0.0"  # noqa: S311  # spreads demo fleets, not a secret
+    base = DEMO_ADDRESS_BASE  # the same names every time: one demo fleet per database
     command = [
         python, "-m", "simulator", "serve", "--hosts", str(hosts), "--seed", str(seed),
         "--inventory-out", str(inventory), "--truth-out", str(truth), "--ca-out", str(ca),
@@ -150,11 +179,11 @@ def _drain(process: subprocess.Popen[str]) -> None:
 def _poll(
     settings: Settings,
     simulator: _Simulator,
+    targets: Sequence[Target],
     password: str,
     on_progress: Callable[[Progress], None] | None,
     stop: threading.Event | None,
 ) -> RunSummary:
-    targets = load_inventory(simulator.inventory).targets
     credential = Credential("default", DEMO_USER, SecretStr(password))
     ctx = PollContext(
         credentials={"default": credential},
@@ -173,7 +202,7 @@ def _poll(
         targets,
         ctx,
         database_url=settings.database_url,
-        spool=Spool(settings.spool_path),
+        spool=Spool.for_database(settings.spool_path, settings.database_url),
         options=options,
         on_progress=on_progress,
         stop=stop,

@@ -1,4 +1,4 @@
-"""Active Directory as an inventory source: enabled Windows computer accounts found through LDAP.
+"""Active Directory as an inventory source.
 
 A YAML inventory's ``ldap`` section names the directory, the search base and how to bind (NTLM or simple
 with a named credential, or anonymous); ``search_computers`` pages through the computers and yields each
@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from collectors.credentials import NAME_RULE, valid_name
+from collectors.names import InvalidText, ascii_int, field_text, plain_text, quoted
 
 log = logging.getLogger("collectors")
 
@@ -22,6 +26,9 @@ LDAP_AUTHS = ("ntlm", "simple", "anonymous")
 
 class SourceError(ValueError):
     """The directory source is misconfigured; the message names the field."""
+
+
+# --- the directory -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +48,56 @@ LdapSearch = Callable[[LdapSource, Mapping[str, str]], Iterable[str]]
 
 
 def ldap_source(fields: dict[str, Any]) -> LdapSource:
-    auth = str(fields.get("auth", "ntlm")).lower()
+    auth = _setting(fields, "auth").lower() or "ntlm"
     if auth not in LDAP_AUTHS:
-        raise SourceError(f"ldap auth {auth!r} is not one of {', '.join(LDAP_AUTHS)}")
+        raise SourceError(f"ldap auth {quoted(auth)} is not one of {', '.join(LDAP_AUTHS)}")
+    settings = {k: _setting(fields, k) for k in ("url", "base", "bind_credential", "ca_bundle")}
     needed = ("url", "base") if auth == "anonymous" else ("url", "base", "bind_credential")
-    missing = [k for k in needed if not fields.get(k)]
+    missing = [k for k in needed if not settings[k]]
     if missing:
         raise SourceError(f"ldap source needs {', '.join(missing)}")
+    if any(c.isspace() for c in settings["url"]):
+        raise SourceError(f"ldap url {quoted(settings['url'])} contains spaces")
+    credential = settings["bind_credential"]
+    if credential and not valid_name(credential):
+        raise SourceError(f"ldap bind_credential: credential name {quoted(credential)}: {NAME_RULE}")
     return LdapSource(
-        url=str(fields["url"]),
-        base=str(fields["base"]),
-        credential=str(fields.get("bind_credential") or ""),
+        url=settings["url"],
+        base=settings["base"],
+        credential=credential,
         auth=auth,  # type: ignore[arg-type]  # checked against LDAP_AUTHS above
-        page_size=_positive_int(fields.get("page_size", LDAP_PAGE_SIZE), "page_size"),
-        ca_bundle=fields.get("ca_bundle"),
-        timeout_s=float(fields.get("timeout_s", 10.0)),
+        page_size=_positive_int(_number(fields, "page_size", LDAP_PAGE_SIZE), "page_size"),
+        ca_bundle=settings["ca_bundle"] or None,
+        timeout_s=_seconds(_number(fields, "timeout_s", 10.0)),
     )
 
 
-def _positive_int(value: Any, name: str) -> int:
-    text = "" if value is None else str(value).strip()
-    if not text.isdigit() or int(text) < 1:
-        raise SourceError(f"ldap {name} {text!r} is not a positive whole number")
-    return int(text)
+def _setting(fields: Mapping[str, Any], name: str) -> str:
+    try:
+        return plain_text(f"ldap {name}", field_text(fields, name))
+    except InvalidText as exc:
+        raise SourceError(f"ldap {exc}" if str(exc).startswith(name) else str(exc)) from None
+
+
+def _number(fields: Mapping[str, Any], name: str, default: float) -> str:
+    value = fields.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SourceError(f"ldap {name} must be a number")
+    return _setting({name: value}, name)
+
+
+def _positive_int(text: str, name: str) -> int:
+    number = ascii_int(text)
+    if number is None or number < 1:
+        raise SourceError(f"ldap {name} {quoted(text)} is not a positive whole number")
+    return number
+
+
+def _seconds(text: str) -> float:
+    number = float(text) if re.fullmatch(r"[0-9]{1,9}(\.[0-9]{0,9})?|\.[0-9]{1,9}", text) else 0.0
+    if not number > 0:
+        raise SourceError(f"ldap timeout_s {quoted(text)} is not a positive number of seconds")
+    return number
 
 
 # Enabled accounts are checked on the client: the AD bitwise matching rule is not portable.
@@ -113,6 +147,7 @@ def _ldap_bind(source: LdapSource, secrets: Mapping[str, str]) -> dict[str, Any]
 
 
 def _enabled_hosts(connection: Any, source: LdapSource) -> Iterator[str]:
+    """The names of enabled accounts; the inventory checks each with ``check_host``."""
     entries = connection.extend.standard.paged_search(
         source.base,
         LDAP_FILTER,
@@ -123,9 +158,23 @@ def _enabled_hosts(connection: Any, source: LdapSource) -> Iterator[str]:
     for entry in entries:
         attributes = entry.get("attributes") or {}
         name = _first(attributes.get("dNSHostName"))
-        flags = _first(attributes.get("userAccountControl"))
-        if name and not int(flags or 0) & ACCOUNTDISABLE:
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        flags = _flags(_first(attributes.get("userAccountControl")))
+        if not name:
+            continue
+        if flags is None:  # cannot tell whether the account is disabled
+            log.warning("ldap source %s: skipped %s: userAccountControl is not a number", source.url, quoted(str(name)))
+        elif not flags & ACCOUNTDISABLE:
             yield str(name)
+
+
+def _flags(value: Any) -> int | None:
+    if value is None or isinstance(value, int):
+        return value or 0
+    text = str(value).strip()
+    number = ascii_int(text.removeprefix("-"))
+    return None if number is None else -number if text.startswith("-") else number
 
 
 def _first(value: Any) -> Any:

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import ipaddress
+import io
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from collectors.directory import LdapSearch, SourceError, ldap_source, search_computers
+from collectors import directory, names
+from collectors.directory import LdapSearch, SourceError
 from collectors.errors import InventoryError
+from collectors.names import InvalidText, field_text, quoted
 from models.records import HostIdentity
 
 CSV_COLUMNS = ("host", "port", "scheme", "transport", "credential", "site", "tags", "spn")
@@ -33,7 +35,11 @@ TRANSPORTS = ("negotiate", "kerberos", "ntlm", "basic")
 DEFAULT_TRANSPORT = "negotiate"
 DEFAULT_PORTS = {"http": 5985, "https": 5986}
 DEFAULT_CREDENTIAL = "default"
-MAX_PREFIX_WITHOUT_FORCE = 16
+# Limits that keep one hostile cell from costing more than its row: the file is refused above
+# MAX_INVENTORY_BYTES (checked before reading), a CSV line above MAX_LINE_CHARS and a field above
+# MAX_FIELD_CHARS (collectors.directory, beside the host-name rule) reject their row.
+MAX_INVENTORY_BYTES = 64 * 1024 * 1024
+MAX_LINE_CHARS = 64 * 1024
 # Basic over plain HTTP sends the password in clear: refused unless the inventory opts in, with this
 # top-level YAML key or, per row (CSV too), with this tag.
 ALLOW_BASIC_HTTP_KEY = "allow_basic_over_http"
@@ -86,13 +92,9 @@ class Inventory:
     problems: tuple[InventoryProblem, ...] = ()
 
 
-class _RowError(ValueError):
-    """One entry is wrong; the message names the field."""
-
-
 @dataclass
 class _Collector:
-    """Accumulates targets and problems, rejecting duplicate hosts (case-insensitive)."""
+    """Accumulates targets and problems, rejecting duplicate hosts (names case-insensitive, addresses by value)."""
 
     source: str
     allow_basic_over_http: bool = False
@@ -103,12 +105,15 @@ class _Collector:
     def add(self, line: int, fields: Mapping[str, Any]) -> None:
         try:
             target = make_target(fields, allow_basic_over_http=self.allow_basic_over_http)
-        except _RowError as exc:
+        except InvalidText as exc:
             self.problem(line, str(exc))
             return
-        key = target.host.lower()
+        self.accept(line, target)
+
+    def accept(self, line: int, target: Target) -> None:
+        key = names.host_key(target.host)
         if key in self.seen:
-            self.problem(line, f"duplicate host {target.host!r} (first on line {self.seen[key]})")
+            self.problem(line, f"duplicate host {quoted(target.host)} (first on line {self.seen[key]})")
             return
         self.seen[key] = line
         self.targets.append(target)
@@ -130,62 +135,67 @@ def load_inventory(
     secrets: Mapping[str, str] | None = None,
 ) -> Inventory:
     """Read a CSV or YAML inventory; raises ``InventoryError`` only when the file is unusable."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InventoryError(f"{path}: cannot read inventory: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InventoryError(f"{path}: cannot read inventory: not UTF-8 text") from None
+    text = _read_text(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         return read_yaml(text, str(path), force=force, ldap_search=ldap_search, secrets=secrets)
     return read_csv(text, str(path))
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; a file over ``MAX_INVENTORY_BYTES`` is refused before it is read."""
+    too_big = f"{path}: cannot read inventory: larger than {MAX_INVENTORY_BYTES // 2**20} MiB"
+    try:
+        size = path.stat().st_size
+        if size > MAX_INVENTORY_BYTES:
+            raise InventoryError(f"{too_big} ({size:,} bytes)")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_INVENTORY_BYTES + 1)  # bounded: the file may grow, or be a pipe
+    except OSError as exc:
+        raise InventoryError(f"{path}: cannot read inventory: {exc.strerror or exc}") from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise InventoryError(too_big)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InventoryError(f"{path}: cannot read inventory: not UTF-8 text") from None
 
 
 # --- targets -----------------------------------------------------------------------------------
 
 
 def make_target(fields: Mapping[str, Any], *, allow_basic_over_http: bool = False) -> Target:
-    """Validate one entry's fields and apply the defaults; raises ``_RowError``.
+    """Validate one entry's fields and apply the defaults; raises ``InvalidText``.
 
     Basic over plain HTTP is refused unless ``allow_basic_over_http`` (the YAML key) or the entry's
     ``allow-basic-http`` tag opts in.
     """
-    host = _text(fields.get("host"))
-    if not host or any(c.isspace() for c in host):
-        raise _RowError(f"host {host!r} is missing or contains spaces")
-    scheme = (_text(fields.get("scheme")) or "http").lower()
+    return Target(host=names.check_host(field_text(fields, "host")), **_settings(fields, allow_basic_over_http))
+
+
+def _settings(fields: Mapping[str, Any], allow_basic_over_http: bool) -> dict[str, Any]:
+    """Every ``Target`` field but the host, checked and defaulted; raises ``InvalidText``."""
+    scheme = (field_text(fields, "scheme") or "http").lower()
     if scheme not in SCHEMES:
-        raise _RowError(f"unknown scheme {scheme!r} (use http or https)")
-    transport = (_text(fields.get("transport")) or DEFAULT_TRANSPORT).lower()
+        raise InvalidText(f"unknown scheme {quoted(scheme)} (use http or https)")
+    transport = (field_text(fields, "transport") or DEFAULT_TRANSPORT).lower()
     if transport not in TRANSPORTS:
-        raise _RowError(f"unknown transport {transport!r} (use {', '.join(TRANSPORTS)})")
-    tags = _tags(fields.get("tags"))
+        raise InvalidText(f"unknown transport {quoted(transport)} (use {', '.join(TRANSPORTS)})")
+    tags = names.tag_list(fields.get("tags"))
     if transport == "basic" and scheme == "http" and not (allow_basic_over_http or _opted_in(tags)):
-        raise _RowError(
+        raise InvalidText(
             f"transport basic over plain http would send the password in clear; use https, or opt in with "
             f"the tag {ALLOW_BASIC_HTTP_TAG!r} (or {ALLOW_BASIC_HTTP_KEY}: true in a YAML inventory)"
         )
-    return Target(
-        host=host.strip("[]"),
-        port=_port(fields.get("port"), scheme),
-        scheme=scheme,  # type: ignore[arg-type]  # checked against SCHEMES above
-        transport=transport,  # type: ignore[arg-type]  # checked against TRANSPORTS above
-        credential=_text(fields.get("credential")) or DEFAULT_CREDENTIAL,
-        site=_text(fields.get("site")) or None,
-        tags=tags,
-        spn=_spn(fields.get("spn")),
-    )
-
-
-def _spn(value: Any) -> str | None:
-    """A ``service/host`` SPN, e.g. ``HTTP/ws01.corp.example``; blank is None."""
-    text = _text(value)
-    if not text:
-        return None
-    service, _, host = text.partition("/")
-    if not service or not host or any(c.isspace() or c in "/@" for c in service + host):
-        raise _RowError(f"spn {text!r} must look like HTTP/host.corp.example")
-    return text
+    credential = names.credential_name(field_text(fields, "credential") or DEFAULT_CREDENTIAL)
+    return {
+        "port": names.port_number(port) if (port := field_text(fields, "port")) else DEFAULT_PORTS[scheme],
+        "scheme": scheme,
+        "transport": transport,
+        "credential": credential,
+        "site": names.plain_text("site", field_text(fields, "site")) or None,
+        "tags": tags,
+        "spn": names.check_spn(spn) if (spn := field_text(fields, "spn")) else None,
+    }
 
 
 def _opted_in(tags: Iterable[str]) -> bool:
@@ -211,50 +221,63 @@ def warn_basic_over_http(target: Target) -> None:
     log.warning("%s: Basic authentication over plain HTTP sends the password in clear (opted in)", target.host)
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _port(value: Any, scheme: str) -> int:
-    text = _text(value)
-    if not text:
-        return DEFAULT_PORTS[scheme]
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise _RowError(f"port {text!r} is out of range 1-65535")
-    return int(text)
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    if isinstance(value, list | tuple):
-        return tuple(str(v).strip() for v in value if str(v).strip())
-    return tuple(t.strip() for t in _text(value).split(";") if t.strip())
-
-
 # --- CSV ---------------------------------------------------------------------------------------
 
 
 def read_csv(text: str, source: str) -> Inventory:
-    """Parse CSV text whose header names a subset of ``CSV_COLUMNS`` including ``host``."""
-    reader = csv.reader(text.splitlines())
-    header = [h.strip().lower() for h in next(reader, [])]
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if "host" not in header or unknown:
-        raise InventoryError(f"{source}:1: header must be {','.join(CSV_COLUMNS)} (host required); got {header}")
+    """Parse CSV text whose header names a subset of ``CSV_COLUMNS`` including ``host``.
+
+    Every line is one row (no inventory field holds a line break), so a broken quote or an oversized line
+    costs that line alone and never swallows the rows after it.
+    """
+    lines = enumerate(io.StringIO(text, newline=""), 1)
+    header = _header(next(lines, (1, ""))[1], source)
     collector = _Collector(source)
-    for row in reader:
+    for number, line in lines:
+        try:
+            row = _csv_row(line)
+        except InvalidText as exc:
+            collector.problem(number, str(exc))
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if len(row) > len(header):
-            collector.problem(reader.line_num, f"{len(row)} fields but the header has {len(header)}")
+            collector.problem(number, f"{len(row)} fields but the header has {len(header)}")
             continue
-        collector.add(reader.line_num, dict(zip(header, row, strict=False)))
+        collector.add(number, dict(zip(header, row, strict=False)))
     return collector.result()
+
+
+def _csv_row(line: str) -> list[str]:
+    line = line.rstrip("\r\n")
+    if len(line) > MAX_LINE_CHARS:
+        raise InvalidText(f"line is {len(line)} characters long; a row holds at most {MAX_LINE_CHARS}")
+    try:
+        return next(csv.reader([line], strict=True), [])
+    except csv.Error as exc:  # a broken quote; the csv module's own field limit is above MAX_LINE_CHARS
+        raise InvalidText(f"not a CSV row: {exc}") from None
+
+
+def _header(line: str, source: str) -> list[str]:
+    try:
+        header = [h.strip().lower() for h in _csv_row(line)]
+    except InvalidText as exc:
+        raise InventoryError(f"{source}:1: not a CSV inventory header: {exc}") from None
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if "host" not in header or unknown:
+        got = quoted(",".join(header), 200)
+        raise InventoryError(f"{source}:1: header must be {','.join(CSV_COLUMNS)} (host required); got {got}")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise InventoryError(f"{source}:1: header names {', '.join(repeated)} more than once")
+    return header
 
 
 # --- YAML --------------------------------------------------------------------------------------
 
 LINE_KEY = "__line__"
 VALUE_KEY = "__value__"
+YAML_SECTIONS = ("hosts", "ranges", "ldap")
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -294,10 +317,14 @@ def read_yaml(
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506  # _LineLoader is a SafeLoader
     except yaml.YAMLError as exc:
-        raise InventoryError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from None
+        raise InventoryError(f"{source}: not valid YAML: {names.printable(str(exc))}") from None
+    except RecursionError:
+        raise InventoryError(f"{source}: not a usable YAML inventory: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a value YAML cannot build: 2024-13-45, !!int x, 5000 digits
+        raise InventoryError(f"{source}: not a usable YAML inventory: {names.printable(str(exc))}") from None
     if not isinstance(doc, dict):
         raise InventoryError(f"{source}:1: expected a mapping with hosts, ranges or ldap")
-    unknown = set(doc) - {"defaults", "hosts", "ranges", "ldap", ALLOW_BASIC_HTTP_KEY, LINE_KEY}
+    unknown = set(doc) - {"defaults", *YAML_SECTIONS, ALLOW_BASIC_HTTP_KEY, LINE_KEY}
     if unknown:
         raise InventoryError(f"{source}:1: unknown section(s) {sorted(unknown)}")
     allow_basic = _plain(doc.get(ALLOW_BASIC_HTTP_KEY, False))
@@ -305,11 +332,15 @@ def read_yaml(
         raise InventoryError(
             f"{source}:{_key_line(text, ALLOW_BASIC_HTTP_KEY)}: {ALLOW_BASIC_HTTP_KEY} must be true or false"
         )
+    if not isinstance(doc.get("defaults") or {}, dict):
+        raise InventoryError(f"{source}:{_key_line(text, 'defaults')}: defaults must be a mapping of fields")
+    for name in (n for n in YAML_SECTIONS if not isinstance(doc.get(n) or [], list)):
+        raise InventoryError(f"{source}:{_key_line(text, name)}: {name} must be a list")
     defaults = _strip_line(doc.get("defaults") or {})
     collector = _Collector(source, allow_basic_over_http=allow_basic)
     _yaml_hosts(collector, doc.get("hosts") or [], defaults, doc[LINE_KEY])
     _yaml_ranges(collector, doc.get("ranges") or [], defaults, force=force)
-    _yaml_ldap(collector, doc.get("ldap") or [], defaults, ldap_search or search_computers, secrets)
+    _yaml_ldap(collector, doc.get("ldap") or [], defaults, ldap_search or directory.search_computers, secrets)
     return collector.result()
 
 
@@ -323,8 +354,10 @@ def _strip_line(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    # One level only: a list of lists is refused by the field checks, never copied (YAML aliases can make
+    # a small file describe a huge nested list).
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [v[VALUE_KEY] if isinstance(v, dict) and VALUE_KEY in v else v for v in value]
     if isinstance(value, dict) and VALUE_KEY in value:
         return value[VALUE_KEY]
     return value
@@ -348,24 +381,16 @@ def _yaml_ranges(collector: _Collector, items: list[Any], defaults: dict[str, An
     for item in items:
         line, fields = _entry(item, "cidr", 0)
         try:
-            hosts = list(expand_cidr(_text(fields.pop("cidr", "")), force=force or bool(fields.pop("force", False))))
-        except _RowError as exc:
+            forced = fields.get("force", False)
+            if not isinstance(forced, bool):
+                raise InvalidText("force must be true or false")
+            hosts = names.expand_cidr(field_text(fields, "cidr"), force=force or forced)
+            settings = _settings({**defaults, **fields}, collector.allow_basic_over_http)
+        except InvalidText as exc:  # reported once for the range, not once per address
             collector.problem(line, str(exc))
             continue
         for host in hosts:
-            collector.add(line, {**defaults, **fields, "host": host})
-
-
-def expand_cidr(cidr: str, *, force: bool = False) -> Iterator[str]:
-    """The host addresses of ``cidr``; refuses ranges larger than /16 (IPv4) unless ``force``."""
-    try:
-        network = ipaddress.ip_network(cidr, strict=False)
-    except ValueError as exc:
-        raise _RowError(f"not a CIDR range: {exc}") from None
-    host_bits = network.max_prefixlen - network.prefixlen
-    if host_bits > 32 - MAX_PREFIX_WITHOUT_FORCE and not force:
-        raise _RowError(f"range {cidr} has {network.num_addresses} addresses; larger than /16 needs force")
-    return (str(address) for address in (network.hosts() if host_bits > 1 else iter(network)))
+            collector.accept(line, Target(host=host, **settings))
 
 
 def _yaml_ldap(
@@ -378,17 +403,26 @@ def _yaml_ldap(
     for item in items:
         line, fields = _entry(item, "url", 0)
         try:
-            source = ldap_source(fields)
-            hosts = list(search(source, secrets or {}))
-        except (_RowError, SourceError) as exc:
+            settings = _settings({**defaults, **fields}, collector.allow_basic_over_http)
+            source = directory.ldap_source(fields)
+        except (InvalidText, SourceError) as exc:  # checked before the directory is asked anything
+            collector.problem(line, str(exc))
+            continue
+        try:
+            found = list(search(source, secrets or {}))
+        except SourceError as exc:
             collector.problem(line, str(exc))
             continue
         except Exception as exc:  # ldap3 raises many unrelated types; this source alone is skipped
-            collector.problem(line, f"LDAP search {fields.get('url')!r} failed: {' '.join(str(exc).split())}")
+            collector.problem(line, f"LDAP search {quoted(source.url)} failed: {names.printable(str(exc))}")
             continue
-        host_fields = {k: v for k, v in fields.items() if k in CSV_COLUMNS}
-        for host in hosts:
-            collector.add(line, {**defaults, **host_fields, "host": host})
+        for name in found:
+            try:
+                host = names.check_host(field_text({"host": name}, "host"))
+            except InvalidText as exc:  # the directory's data, not the file's: a warning, not a problem
+                log.warning("%s:%d: skipped a computer the directory returned: %s", collector.source, line, exc)
+                continue
+            collector.accept(line, Target(host=host, **settings))
 
 
 # --- shards ------------------------------------------------------------------------------------
@@ -396,10 +430,11 @@ def _yaml_ldap(
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``K/N`` (1 <= K <= N) as a tuple; raises ``ValueError`` with a short reason."""
-    k_text, sep, n_text = text.partition("/")
-    if not sep or not k_text.isdigit() or not n_text.isdigit() or not 1 <= int(k_text) <= int(n_text):
-        raise ValueError(f"shard must be K/N with 1 <= K <= N, got {text!r}")
-    return int(k_text), int(n_text)
+    k_text, _, n_text = text.partition("/")
+    k, n = names.ascii_int(k_text), names.ascii_int(n_text)
+    if k is None or n is None or not 1 <= k <= n:
+        raise ValueError(f"shard must be K/N with 1 <= K <= N, got {quoted(text)}")
+    return k, n
 
 
 def shard_index(host: str, count: int) -> int:

@@ -20,7 +20,12 @@ from collectors.errors import ProtocolError
 WmiValue = str | None | tuple[str | None, ...]
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
-_DMTF_RE = re.compile(r"^(\d{14})(?:\.(\d{1,6}))?([+-])(\d{3})$")
+_DMTF_RE = re.compile(r"^(\d{14})(?:\.(\d{1,6}))?([+-])(\d{3})$", re.ASCII)
+# A CIM integer literal: decimal, or hexadecimal with 0x; ASCII digits only, at most 64 bits' worth.
+_INT_RE = re.compile(r"[+-]?[0-9]{1,20}|0[xX][0-9a-fA-F]{1,16}")
+UINT16_MAX = 2**16 - 1
+UINT32_MAX = 2**32 - 1
+PORT_MAX = 65535
 _HR_RE = re.compile(r"(?:hr\s*=\s*)?(0x[0-9a-fA-F]{1,8})\b")
 
 
@@ -57,7 +62,7 @@ class WmiInstance:
         text = self.text(name)
         if text is None:
             return None
-        return text.lower() in ("true", "1") or (text.isdigit() and int(text) != 0)
+        return text.lower() == "true" or (text.isascii() and text.isdigit() and text.strip("0") != "")
 
     def datetime(self, name: str) -> datetime | None:
         return to_datetime(self.text(name))
@@ -73,6 +78,8 @@ def _root(body: bytes) -> ET.Element:
         return ET.fromstring(body)  # noqa: S314  # DOCTYPE/ENTITY refused above, so no entity expansion
     except ET.ParseError as exc:
         raise ProtocolError(f"reply is not well-formed XML: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # an encoding declared that expat cannot read (unknown, multi-byte)
+        raise ProtocolError(f"reply is in an encoding that cannot be read: {exc}") from exc
 
 
 def _local(tag: str) -> str:
@@ -164,12 +171,15 @@ def _value(prop: ET.Element) -> str | None:
 
 
 def to_int(text: str | None) -> int | None:
-    if text is None:
+    """The value of a CIM integer literal (``-12``, ``4294967295``, ``0xC004F074``); None for any other text."""
+    if text is None or not _INT_RE.fullmatch(text):
         return None
-    try:
-        return int(text, 0) if text.lower().startswith("0x") else int(text)
-    except ValueError:
-        return None
+    return int(text, 16) if text[:2] in ("0x", "0X") else int(text)
+
+
+def _in_range(value: int | None, high: int) -> int | None:
+    """``value`` when it is within 0..``high``, the range of its CIM type (a TCP port's for ports); else None."""
+    return value if value is not None and 0 <= value <= high else None
 
 
 def to_datetime(text: str | None) -> datetime | None:
@@ -178,12 +188,20 @@ def to_datetime(text: str | None) -> datetime | None:
         return None
     match = _DMTF_RE.match(text)
     if match:
-        return _dmtf(*match.groups())
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        value = _dmtf(*match.groups())
+    else:
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        value.astimezone(UTC)  # a time at the very ends of the calendar has no UTC form: unknown
+    except OverflowError:
+        return None
+    return value
 
 
 def _dmtf(stamp: str, fraction: str | None, sign: str, minutes: str) -> datetime | None:
@@ -197,8 +215,8 @@ def _dmtf(stamp: str, fraction: str | None, sign: str, minutes: str) -> datetime
 
 
 def hresult(value: int | None) -> int | None:
-    """The unsigned 32-bit form of an HRESULT that may arrive signed."""
-    return None if value is None else value & 0xFFFFFFFF
+    """The unsigned 32-bit form of an HRESULT that may arrive signed; None for a number no HRESULT is."""
+    return None if value is None or not -(2**31) <= value <= UINT32_MAX else value & UINT32_MAX
 
 
 # --- typed records -------------------------------------------------------------------------------
@@ -297,16 +315,16 @@ def product(instance: WmiInstance) -> LicensingProduct:
         application_id=instance.text("ApplicationID"),
         partial_key=instance.text("PartialProductKey"),
         channel=instance.text("ProductKeyChannel"),
-        license_status=instance.integer("LicenseStatus"),
+        license_status=_in_range(instance.integer("LicenseStatus"), UINT32_MAX),
         license_status_reason=hresult(instance.integer("LicenseStatusReason")),
-        grace_minutes=instance.integer("GracePeriodRemaining"),
+        grace_minutes=_in_range(instance.integer("GracePeriodRemaining"), UINT32_MAX),
         kms_machine=instance.text("KeyManagementServiceMachine"),
-        kms_port=instance.integer("KeyManagementServicePort"),
+        kms_port=_in_range(instance.integer("KeyManagementServicePort"), PORT_MAX),
         discovered_kms_machine=instance.text("DiscoveredKeyManagementServiceMachineName"),
-        discovered_kms_port=instance.integer("DiscoveredKeyManagementServiceMachinePort"),
+        discovered_kms_port=_in_range(instance.integer("DiscoveredKeyManagementServiceMachinePort"), PORT_MAX),
         is_kms_machine=bool(instance.boolean("IsKeyManagementServiceMachine")),
         ad_activation_object=instance.text("ADActivationObjectName"),
-        renewal_interval_minutes=instance.integer("VLRenewalInterval"),
+        renewal_interval_minutes=_in_range(instance.integer("VLRenewalInterval"), UINT32_MAX),
         kms_counts=kms_counts(instance) if instance.boolean("IsKeyManagementServiceMachine") else None,
     )
 
@@ -315,17 +333,17 @@ def other_kms_product(instance: WmiInstance) -> OtherKmsProduct:
     return OtherKmsProduct(
         application_id=instance.text("ApplicationID"),
         name=instance.text("Name"),
-        current_count=instance.integer("KeyManagementServiceCurrentCount"),
+        current_count=_in_range(instance.integer("KeyManagementServiceCurrentCount"), UINT32_MAX),
     )
 
 
 def kms_counts(instance: WmiInstance) -> KmsCounts:
     return KmsCounts(
-        current_count=instance.integer("KeyManagementServiceCurrentCount"),
-        total_requests=instance.integer("KeyManagementServiceTotalRequests"),
-        failed_requests=instance.integer("KeyManagementServiceFailedRequests"),
-        licensed_requests=instance.integer("KeyManagementServiceLicensedRequests"),
-        non_genuine_requests=instance.integer("KeyManagementServiceNonGenuineGraceRequests"),
+        current_count=_in_range(instance.integer("KeyManagementServiceCurrentCount"), UINT32_MAX),
+        total_requests=_in_range(instance.integer("KeyManagementServiceTotalRequests"), UINT32_MAX),
+        failed_requests=_in_range(instance.integer("KeyManagementServiceFailedRequests"), UINT32_MAX),
+        licensed_requests=_in_range(instance.integer("KeyManagementServiceLicensedRequests"), UINT32_MAX),
+        non_genuine_requests=_in_range(instance.integer("KeyManagementServiceNonGenuineGraceRequests"), UINT32_MAX),
     )
 
 
@@ -333,13 +351,13 @@ def service(instance: WmiInstance) -> LicensingService:
     return LicensingService(
         is_kms_machine=bool(instance.boolean("IsKeyManagementServiceMachine")),
         counts=kms_counts(instance),
-        required_client_count=instance.integer("RequiredClientCount"),
-        listening_port=instance.integer("KeyManagementServiceListeningPort"),
+        required_client_count=_in_range(instance.integer("RequiredClientCount"), UINT32_MAX),
+        listening_port=_in_range(instance.integer("KeyManagementServiceListeningPort"), PORT_MAX),
         dns_publishing=instance.boolean("KeyManagementServiceDnsPublishing"),
         kms_machine=instance.text("KeyManagementServiceMachine"),
-        kms_port=instance.integer("KeyManagementServicePort"),
+        kms_port=_in_range(instance.integer("KeyManagementServicePort"), PORT_MAX),
         discovered_kms_machine=instance.text("DiscoveredKeyManagementServiceMachineName"),
-        discovered_kms_port=instance.integer("DiscoveredKeyManagementServiceMachinePort"),
+        discovered_kms_port=_in_range(instance.integer("DiscoveredKeyManagementServiceMachinePort"), PORT_MAX),
         lookup_domain=instance.text("KeyManagementServiceLookupDomain"),
     )
 
@@ -348,7 +366,7 @@ def os_info(instance: WmiInstance) -> OsInfo:
     return OsInfo(
         caption=instance.text("Caption"),
         version=instance.text("Version"),
-        product_type=instance.integer("ProductType"),
+        product_type=_in_range(instance.integer("ProductType"), UINT32_MAX),
         local_time=instance.datetime("LocalDateTime"),
         computer_name=instance.text("CSName"),
     )
@@ -363,12 +381,12 @@ def computer_info(instance: WmiInstance) -> ComputerInfo:
 
 
 def spp_event(instance: WmiInstance) -> SppEvent | None:
-    code = instance.integer("EventCode")
+    code = _in_range(instance.integer("EventCode"), UINT16_MAX)
     if code is None:
         return None
     return SppEvent(
         event_code=code,
-        record_number=instance.integer("RecordNumber") or 0,
+        record_number=_in_range(instance.integer("RecordNumber"), UINT32_MAX) or 0,
         time_generated=instance.datetime("TimeGenerated"),
         hresult=event_hresult(instance.strings("InsertionStrings")),
     )

@@ -25,6 +25,7 @@ import dns.resolver
 
 from collectors.deadline import Clock, Deadline, OutOfTime
 from collectors.resolve import Lookup, PendingLookup, system_lookup
+from config.settings import parse_host_port
 from knowledge.kms import srv_name
 from models.hostfacts import is_address, machine_name
 
@@ -65,8 +66,8 @@ class TcpAnswer:
 
 
 def split_dns_server(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    return (host, int(port)) if sep else (value, 53)
+    """``host:port``, ``[v6]:port`` or a bare address; port 53 when none is given."""
+    return parse_host_port(value, default_port=53)
 
 
 def make_resolver(dns_server: str | None, *, lifetime: float = 3.0) -> dns.resolver.Resolver:

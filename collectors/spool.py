@@ -5,10 +5,15 @@ Each batch is one fsynced JSON file named by time and its uuid ``batch_id``, wri
 ``models.store.write_results`` ignores a batch id already applied, so a batch replayed twice is
 counted once. A batch file is removed only after its write committed; a file that cannot be decoded is
 logged once and moved to ``bad/`` inside the spool, where it waits for a person.
+
+A spool belongs to one database: ``Spool.for_database`` keeps its batches in a folder named by a hash of
+the database URL without its password, so results spooled for one database are never replayed into
+another; ``elsewhere`` lists the folders that wait for other databases, for the command to say so.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,12 +25,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 from collectors.errors import SpoolError
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, Severity
 from models.records import Finding, HostFailure, HostObservation, HostResult, KmsHostCounters, ProductState
 
 FORMAT_VERSION = 1
 BAD_DIR = "bad"
+DEAD_DIR = "set-aside"
 log = logging.getLogger("collectors")
 
 
@@ -42,6 +51,20 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    @classmethod
+    def for_database(cls, base: Path, database_url: str) -> Spool:
+        """The spool of ``database_url`` under ``base`` (its own folder, named by ``database_identity``)."""
+        return cls(base / database_identity(database_url))
+
+    def elsewhere(self) -> list[tuple[Path, int]]:
+        """Sibling spools (other databases') that hold batches, with how many: they are never replayed here."""
+        parent = self.directory.parent
+        if not parent.is_dir():
+            return []
+        others = [Spool(p) for p in sorted(parent.iterdir()) if p.is_dir() and p != self.directory]
+        # batches spooled before spools were kept per database wait in the parent itself
+        return [(spool.directory, n) for spool in (Spool(parent), *others) if (n := spool.count())]
 
     def write(self, batch: SpooledBatch) -> Path:
         """Store ``batch`` durably; raises ``SpoolError`` when the disk refuses."""
@@ -77,6 +100,22 @@ class Spool:
         return len(list(self.directory.glob("*.json"))) if self.directory.is_dir() else 0
 
     @property
+    def dead_directory(self) -> Path:
+        return self.directory / DEAD_DIR
+
+    def set_aside(self, result: HostResult, reason: str) -> Path:
+        """Keep one result the database refused, with the reason, apart from the batches that replay."""
+        payload = {"version": FORMAT_VERSION, "reason": reason, "result": encode_result(result)}
+        named = hashlib.sha256(result.host.encode("utf-8", "replace")).hexdigest()[:12]  # host text is not a file name
+        target = self.dead_directory / f"{time.time_ns():020d}-{named}.json"
+        try:
+            self.dead_directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_durably(target, json.dumps(payload).encode("utf-8"))
+        except OSError as exc:
+            raise SpoolError(f"cannot write {self.dead_directory}: {exc.strerror or exc}") from exc
+        return target
+
+    @property
     def bad_directory(self) -> Path:
         return self.directory / BAD_DIR
 
@@ -97,6 +136,17 @@ class Spool:
     def remove(batch: SpooledBatch) -> None:
         if batch.path is not None:
             batch.path.unlink(missing_ok=True)
+
+
+def database_identity(database_url: str) -> str:
+    """A stable name for a database: a hash of its URL without the password (never the password itself)."""
+    try:
+        url = make_url(database_url)
+        bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+        shown = bare.render_as_string(hide_password=False)
+    except (ArgumentError, ValueError):
+        shown = database_url.split("@")[-1]  # not a URL SQLAlchemy reads: the part after any credentials
+    return "db-" + hashlib.sha256(shown.strip().encode("utf-8")).hexdigest()[:16]
 
 
 def _write_durably(target: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ settings; ``collectors.credentials`` reads those.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -15,12 +16,13 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -39,6 +41,9 @@ CONFIG_ENV = "ACTIVATION_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "activation-monitor.toml"
 SUPPORTED_DB_SCHEMES = ("sqlite", "postgresql")
+DAY_S = 24 * 3600
+DNS_PORT = 53
+SHOWN_CHARS = 80  # a refused value is echoed at most this long
 
 
 class ConfigError(Exception):
@@ -48,26 +53,35 @@ class ConfigError(Exception):
 class Settings(BaseSettings):
     """Every setting, with its type, default and meaning (the README's configuration table mirrors it)."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+    # No setting takes infinity or NaN: every number below is finite and has an upper bound.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True, allow_inf_nan=False)
 
     db_url: str = Field("", repr=False, description="Database URL; empty means a SQLite file in data_dir.")
     data_dir: Path = Field(PROJECT_ROOT / "data", description="Folder for the embedded SQLite database and the spool.")
     inventory_path: Path | None = Field(None, description="Inventory file (CSV or YAML) polled by default.")
     concurrency: int = Field(64, gt=0, le=4096, description="Hosts polled at the same time.")
-    timeout_s: float = Field(30.0, gt=0, description="Wall-clock deadline for one host, all round trips.")
-    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout for one host.")
-    run_timeout_s: float = Field(3600.0, gt=0, description="Deadline for a whole poll run.")
-    max_reply_bytes: int = Field(4 * 1024 * 1024, gt=1024, description="Largest reply accepted from a host.")
-    dns_server: str | None = Field(None, description="host:port of the DNS server for SRV checks.")
+    timeout_s: float = Field(30.0, gt=0, le=DAY_S, description="Wall-clock deadline for one host, all round trips.")
+    connect_timeout_s: float = Field(5.0, gt=0, le=DAY_S, description="TCP connect timeout for one host.")
+    run_timeout_s: float = Field(3600.0, gt=0, le=7 * DAY_S, description="Deadline for a whole poll run.")
+    max_reply_bytes: int = Field(
+        4 * 1024 * 1024, gt=1024, le=1024**3, description="Largest reply accepted from a host."
+    )
+    dns_server: str | None = Field(None, description="address[:port] of the DNS server for SRV checks.")
     ca_bundle: Path | None = Field(None, description="CA certificates that sign the hosts' HTTPS certificates.")
     insecure_skip_tls_verify: bool = Field(False, description="Skip HTTPS certificate validation (unsafe).")
     allow_ntlm_fallback: bool = Field(
         True, description="`negotiate` hosts use NTLM when no Kerberos ticket can be had for them."
     )
-    grace_warning_days: int = Field(14, ge=0, description="Warn when a grace period ends within this many days.")
-    stale_after_hours: float = Field(2.0, gt=0, description="A host with no successful poll for this long is stale.")
-    poll_interval_s: int = Field(3600, gt=0, description="Default interval for `poll --watch`.")
-    refresh_s: int = Field(180, ge=10, description="Dashboard auto-refresh and query cache lifetime, seconds.")
+    grace_warning_days: int = Field(
+        14, ge=0, le=180, description="Warn when a grace period ends within this many days."
+    )
+    stale_after_hours: float = Field(
+        2.0, gt=0, le=24 * 366, description="A host with no successful poll for this long is stale."
+    )
+    poll_interval_s: int = Field(3600, gt=0, le=31 * DAY_S, description="Default interval for `poll --watch`.")
+    refresh_s: int = Field(
+        180, ge=10, le=DAY_S, description="Dashboard auto-refresh and query cache lifetime, seconds."
+    )
     language: Literal["en", "zh-TW"] = Field("en", description="Default dashboard language.")
     secrets_file: Path = Field(
         PROJECT_ROOT / ".secrets" / "credentials.env", description="Git-ignored credentials file."
@@ -75,6 +89,15 @@ class Settings(BaseSettings):
     spool_dir: Path | None = Field(None, description="Spool for results while the database is down.")
     auth_password: SecretStr | None = Field(
         None, min_length=8, description="Dashboard sign-in password (8 characters or more); unset means none."
+    )
+    auth_session_hours: float = Field(
+        12.0, gt=0, le=24 * 366, description="How long a dashboard sign-in lasts in a browser, hours."
+    )
+    auth_lockout_s: float = Field(
+        300.0, gt=0, le=3600, description="First lockout after 5 wrong dashboard passwords, seconds (then doubling)."
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Reverse proxies (addresses or CIDR networks) whose X-Forwarded-For the dashboard believes."
     )
     collector_name: str | None = Field(None, description="Name recorded on poll runs; defaults to the host name.")
 
@@ -88,9 +111,22 @@ class Settings(BaseSettings):
     @field_validator("dns_server")
     @classmethod
     def _check_dns_server(cls, value: str | None) -> str | None:
-        if value:
-            parse_host_port(value, default_port=53)
-        return value or None
+        return normalise_dns_server(value) if value and value.strip() else None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_trusted_proxies(cls, value: object) -> object:
+        entries = value.replace(",", " ").split() if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            raise ValueError("expected addresses or CIDR networks, e.g. 10.0.0.5, 10.1.0.0/16")
+        return tuple(str(ipaddress.ip_network(str(entry).strip(), strict=False)) for entry in entries)
+
+    @field_validator("data_dir", "inventory_path", "ca_bundle", "secrets_file", "spool_dir", mode="before")
+    @classmethod
+    def _check_path(cls, value: object) -> object:
+        if isinstance(value, str | Path) and "\x00" in str(value):
+            raise ValueError("a path cannot contain a NUL character")
+        return value
 
     @property
     def safe_database_url(self) -> str:
@@ -157,6 +193,23 @@ def parse_host_port(value: str, *, default_port: int) -> tuple[str, int]:
     if not host or not re.fullmatch(r"[0-9]{1,5}", port_text) or not 0 < int(port_text) < 65536:
         raise ValueError(f"expected host:port, got {value!r}")
     return host, int(port_text)
+
+
+def normalise_dns_server(value: str) -> str:
+    """A DNS server as ``address``, ``address:port``, ``[v6 address]`` or ``[v6 address]:port``; the port only
+    when it is not 53, an IPv6 address always in brackets. Raises ``ValueError``.
+
+    The resolver is asked by address, so a host name is refused: it could only be looked up through DNS.
+    """
+    try:
+        host, port = parse_host_port(value.strip(), default_port=DNS_PORT)
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError("expected an IP address with an optional port: address, address:port or [v6]:port") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ValueError("an IPv6 address with a zone (%...) is not supported")
+    host = f"[{address}]" if address.version == 6 else str(address)
+    return host if port == DNS_PORT else f"{host}:{port}"
 
 
 def load_settings(
@@ -249,16 +302,23 @@ def _one_line(exc: ValidationError, path: Path) -> str:
         message = f"{key}: unknown setting (in {path} or {_env_name(key)})"
     else:
         got = first.get("input")
-        shown = "" if key == "auth_password" else f", got {_shown(key, got)!r}"
+        shown = "" if key == "auth_password" else f", got {_shown(key, got)}"
         message = f"{key} ({_env_name(key)}): {_reason(first['msg'])}{shown}"
     more = len(errors) - 1
     return message + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
 
 
-def _shown(key: str, value: Any) -> Any:
-    return mask_url(value) if key == "db_url" and isinstance(value, str) else value
+def _shown(key: str, value: Any) -> str:
+    """The refused value as written in the message: masked for a database URL, cut when long."""
+    try:
+        text = repr(mask_url(value) if key == "db_url" and isinstance(value, str) else value)
+    except ValueError:  # an integer too long to convert to text
+        return "a number too long to show"
+    return text if len(text) <= SHOWN_CHARS else f"{text[: SHOWN_CHARS - 1]}…"
 
 
 def _reason(msg: str) -> str:
     text = msg.removeprefix("Value error, ").rstrip(".")
+    if len(text) > 2 * SHOWN_CHARS:  # a message that quotes the value
+        text = f"{text[: 2 * SHOWN_CHARS - 1]}…"
     return text[:1].lower() + text[1:] if text else "invalid value"

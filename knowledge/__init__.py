@@ -2,7 +2,8 @@
 
 ``knowledge.codes`` owns canonical error codes and the bilingual (en / zh-TW) entries kept in
 ``knowledge/data``, with resolution steps per activation type; ``knowledge.kms`` owns the KMS
-thresholds, caps, ports and timers, and which KMS host versions activate which Windows versions.
+thresholds, caps, ports and timers, and which KMS host versions activate which Windows versions;
+``knowledge.findings`` puts diagnosis findings into words per language (summaries and evidence labels).
 The package depends on nothing else in the project, so every other package may import it. Nothing
 is loaded at import time: the data files are read on first lookup.
 """
@@ -21,6 +22,7 @@ from knowledge.codes import (
     normalise_language,
     resolution_steps,
 )
+from knowledge.findings import evidence_pairs, in_words
 from knowledge.kms import (
     HostCount,
     KmsState,
@@ -46,7 +48,9 @@ __all__ = [
     "can_activate",
     "capped",
     "count_ceiling",
+    "evidence_pairs",
     "host_count",
+    "in_words",
     "is_failure",
     "kms_state",
     "lookup",

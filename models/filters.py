@@ -59,7 +59,7 @@ class HostFilter:
     def describe(self, count: int | None = None, lang: str = "en") -> str:
         """A sentence for people: what is shown and how many."""
         words = _WORDS[normalise_language(lang)]
-        parts = [words["hosts"].format(n=count)] if count is not None else []
+        parts = [words["host" if count == 1 else "hosts"].format(n=count)] if count is not None else []
         if self.unactivated_only:
             parts.append(words["unactivated_at_risk"] if self.include_at_risk else words["unactivated"])
         parts += [words["error"].format(v=code) for code in self.error_codes]
@@ -206,6 +206,7 @@ def _hours(raw: str | None, key: str, rejected: list[str]) -> int | None:
 
 _WORDS = {
     "en": {
+        "host": "{n} host",
         "hosts": "{n} hosts",
         "unactivated": "not activated",
         "unactivated_at_risk": "not activated or renewal failing",
@@ -218,6 +219,7 @@ _WORDS = {
         "all": "all hosts",
     },
     "zh-TW": {
+        "host": "{n} 台主機",
         "hosts": "{n} 台主機",
         "unactivated": "未啟用",
         "unactivated_at_risk": "未啟用或續約失敗",

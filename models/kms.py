@@ -2,7 +2,8 @@
 resolves to (by ``models.identity``'s one rule, whatever form of name the client used).
 
 The collector's KMS post-pass resolves each client's KMS name here and stores the answer as the client's
-``kms_host_id``; the KMS hosts page then counts clients per host in SQL. Nothing here writes.
+``kms_host_id``; the KMS hosts page then counts clients per host in SQL, with those failing against the host per
+error code, and ``knowledge.kms_health`` judges each host's health from that evidence. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Connection, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, case, cast, func, literal, null, or_, select, union_all
 
+from knowledge import kms_health
 from knowledge.kms import kms_state
 from models import hostfacts
 from models.enums import ActivationType, LicenseStatus
@@ -171,39 +173,121 @@ def latest_stats() -> Any:
 KMS_HOST_COLUMNS = (
     "host", "computer_name", "fqdn", "product_type", "kms_role", "current_count", "total_requests",
     "failed_requests", "licensed_requests", "non_genuine_requests", "listening_port", "dns_publishing",
-    "listening", "observed_at", "clients", "failing_clients",
+    "listening", "observed_at", "clients", "failing_clients", "failing_here", "license_status",
+    "last_failure_class",
+)  # fmt: skip
+"""The evidence ``kms_hosts`` reads; ``failing_clients`` fail for any cause, ``failing_here`` against the host.
+The frame adds ``state`` and ``reasons`` (after ``kms_role``), and ``activated``, ``serves`` and ``threshold``."""
+COUNT_COLUMNS = (
+    "current_count", "total_requests", "failed_requests", "licensed_requests", "non_genuine_requests", "listening_port",
 )  # fmt: skip
 
 
-def kms_hosts(conn: Connection) -> pd.DataFrame:
-    """Every KMS host with its latest counters and its clients: every host whose KMS name resolved to it."""
+def kms_hosts(conn: Connection, lang: str = "en") -> pd.DataFrame:
+    """Every KMS host with its latest counters, its clients and its health (``knowledge.kms_health``).
+
+    A KMS host is a machine with KMS counters, or one that clients resolve to and that was never read
+    (a KMS host switched off shows here as unreachable rather than not at all). One query gathers the
+    evidence: the newest counters, the host's own poll and activation, its clients aggregated per error
+    code; only the verdict per host is made in Python. ``reasons`` are in ``lang``.
+    """
     latest = latest_stats()
+    codes = kms_health.client_failure_codes()
+    clients = _clients_by_host(codes)
+    # Two branches, each driven by the few rows that name KMS hosts so that neither scans the hosts table: the
+    # hosts with counters, and the hosts that clients use but that were never read (so have no counters).
+    with_counters = (
+        _evidence_select(latest.c, clients, codes)
+        .join(latest, latest.c.host_id == Host.id)
+        .outerjoin(clients, clients.c.kms_host_id == Host.id)
+    )
+    no_counters = {name: cast(null(), column.type) for name, column in latest.c.items()}
+    never_read = (
+        _evidence_select(no_counters, clients, codes)
+        .select_from(clients)
+        .join(Host, Host.id == clients.c.kms_host_id)
+        .where(Host.last_success_at.is_(None), ~select(KmsHostStat.id).where(KmsHostStat.host_id == Host.id).exists())
+    )
+    rows = conn.execute(union_all(with_counters, never_read).order_by("host")).all()
+    evidence = [_evidence(row, codes, lang) for row in rows]
+    verdicts = [kms_health.judge(e) for e in evidence]
+    values = dict(zip(KMS_HOST_COLUMNS, zip(*rows, strict=False), strict=False))  # column -> its values
+    columns: dict[str, Any] = {name: list(values.get(name, ())) for name in KMS_HOST_COLUMNS}
+    for name in COUNT_COLUMNS:
+        columns[name] = pd.array(columns[name], dtype="Int64")  # an unknown count stays <NA>, not NaN
+    return pd.DataFrame(
+        {
+            **{name: columns[name] for name in KMS_HOST_COLUMNS[:5]},
+            "state": [verdict.state.value for verdict in verdicts],
+            "reasons": [verdict.summary(lang) for verdict in verdicts],
+            **{name: columns[name] for name in KMS_HOST_COLUMNS[5:]},
+            "activated": [e.activated for e in evidence],
+            "serves": [_serves(e) for e in evidence],
+            "threshold": [kms_health.threshold(e.count, e.role) for e in evidence],
+        }
+    )
+
+
+def _evidence_select(stats: Any, clients: Any, codes: tuple[str, ...]) -> Any:
+    """``KMS_HOST_COLUMNS``, ``read`` and a count per client code, with the counters taken from ``stats``."""
+    by_code = [func.coalesce(clients.c[f"code_{i}"], 0) for i in range(len(codes))]
+    columns = (
+        Host.name, Host.computer_name, Host.fqdn, Host.product_type, Host.kms_role, stats["current_count"],
+        stats["total_requests"], stats["failed_requests"], stats["licensed_requests"], stats["non_genuine_requests"],
+        stats["listening_port"], stats["dns_publishing"], stats["listening"], stats["observed_at"],
+        func.coalesce(clients.c.clients, 0), func.coalesce(clients.c.failing_clients, 0), sum(by_code, literal(0)),
+        Host.license_status, Host.last_failure_class, Host.last_success_at.is_not(None), *by_code,
+    )  # fmt: skip
+    names = (*KMS_HOST_COLUMNS, "read", *codes)
+    return select(*(column.label(name) for name, column in zip(names, columns, strict=True)))
+
+
+def _clients_by_host(codes: tuple[str, ...]) -> Any:
+    """Per KMS host: its clients, those failing for any cause, and for each of ``codes`` those failing with it.
+
+    One pass over the clients in ``kms_host_id`` order; the per-code counts are columns ``code_0``, ``code_1``...
+    """
     client = Host.__table__.alias("client")
     failing = (client.c.license_status != LICENSED) | client.c.error_code.is_not(None)
-    clients = (
+    return (
         select(
             client.c.kms_host_id,
             func.count().label("clients"),
             func.sum(case((failing, 1), else_=0)).label("failing_clients"),
+            *(
+                func.sum(case((client.c.error_code == code, 1), else_=0)).label(f"code_{i}")
+                for i, code in enumerate(codes)
+            ),
         )
         .where(client.c.kms_host_id.is_not(None))
         .group_by(client.c.kms_host_id)
-        .subquery()
+        .cte("clients_by_host")
     )
-    rows = conn.execute(
-        select(
-            Host.name, Host.computer_name, Host.fqdn, Host.product_type, Host.kms_role, latest.c.current_count,
-            latest.c.total_requests, latest.c.failed_requests, latest.c.licensed_requests,
-            latest.c.non_genuine_requests, latest.c.listening_port, latest.c.dns_publishing, latest.c.listening,
-            latest.c.observed_at, func.coalesce(clients.c.clients, 0), func.coalesce(clients.c.failing_clients, 0),
-        )
-        .join(latest, latest.c.host_id == Host.id)
-        .outerjoin(clients, clients.c.kms_host_id == Host.id)
-        .order_by(Host.name)
-    ).all()  # fmt: skip
-    frame = pd.DataFrame(rows, columns=list(KMS_HOST_COLUMNS))
-    frame.insert(6, "state", [kms_state(int(c)).value for c in frame["current_count"]])
-    return frame
+
+
+def _serves(evidence: kms_health.KmsEvidence) -> str | None:
+    """What a Windows KMS host's count lets it activate (``knowledge.kms.KmsState``); None for the rest."""
+    if evidence.count is None or not kms_health.serves_windows(evidence.role):
+        return None
+    return kms_state(evidence.count).value
+
+
+def _evidence(row: Any, codes: tuple[str, ...], lang: str) -> kms_health.KmsEvidence:
+    """The health evidence in one row of the ``kms_hosts`` query (the last columns count clients per code)."""
+    per_code = zip(codes, row[-len(codes) :], strict=True) if codes else ()
+    return kms_health.KmsEvidence(
+        count=row.current_count,
+        role=row.kms_role,
+        listening=row.listening,
+        port=row.listening_port,
+        dns_publishing=row.dns_publishing,
+        activated=None if row.license_status is None else row.license_status == LICENSED,
+        license_status=hostfacts.state_words(row.license_status, lang) or None,
+        read=bool(row.read),
+        failure=row.last_failure_class,
+        clients=int(row.clients),
+        failing_codes=tuple((code, int(n)) for code, n in per_code if n),
+    )
 
 
 def kms_count_history(conn: Connection, host: str) -> pd.DataFrame:

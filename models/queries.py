@@ -206,6 +206,11 @@ def grace_days(ends: datetime | None, now: datetime) -> float | None:
     return None if ends is None else round((ends - now).total_seconds() / 86400, 1)
 
 
+def unreachable_label(failure_class: str | None, reason: str | None) -> str | None:
+    """The ``poll_error`` cell of a host the last poll could not reach: ``unreachable (timeout): reason``."""
+    return f"unreachable ({failure_class}): {reason or ''}".rstrip(": ") if failure_class else None
+
+
 def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
     (computer, name, domain, site, os_caption, ptype, atype, status, code, ends, kms, seen, fclass, reason, risk) = row
     entry = lookup(code, lang) if code else None
@@ -224,7 +229,7 @@ def _host_row(row: Any, lang: str, now: datetime) -> HostRow:
         grace_days_remaining=grace_days(ends, now),
         kms_host=kms,
         last_seen_utc=seen.strftime("%Y-%m-%dT%H:%M:%SZ") if seen else None,
-        poll_error=f"{fclass}: {reason}" if fclass else None,
+        poll_error=unreachable_label(fclass, reason),
         resolution_url=fix.article_url if fix else None,
         state=host_state(status, risk),
     )

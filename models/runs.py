@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from models.enums import RunStatus
 from models.tables import PollRun
@@ -38,26 +38,34 @@ def start_run(
     return int(conn.execute(stmt.returning(PollRun.id)).scalar_one())
 
 
-def finish_run(conn: Connection, run_id: int, *, finished_at: datetime, status: RunStatus) -> None:
-    conn.execute(update(PollRun).where(PollRun.id == run_id).values(finished_at=finished_at, status=status.value))
+def finish_run(conn: Connection, run_id: int, *, finished_at: datetime, status: RunStatus, set_aside: int = 0) -> None:
+    """Close a run: when, how it ended, and how many results the database refused (set aside)."""
+    values = {"finished_at": finished_at, "status": status.value, "set_aside": set_aside}
+    conn.execute(update(PollRun).where(PollRun.id == run_id).values(values))
 
 
-def running_run_pids(conn: Connection, *, collector: str) -> set[int]:
-    """Process ids of ``collector``'s runs still marked running."""
-    stmt = select(PollRun.pid).where(
-        PollRun.collector == collector, PollRun.status == RunStatus.RUNNING.value, PollRun.pid.is_not(None)
+def running_runs(conn: Connection, *, collector: str) -> dict[int, int | None]:
+    """``collector``'s runs still marked running: run id -> the process id that runs it (if recorded)."""
+    stmt = select(PollRun.id, PollRun.pid).where(
+        PollRun.collector == collector, PollRun.status == RunStatus.RUNNING.value
     )
-    return {pid for pid in conn.execute(stmt).scalars() if pid is not None}
+    return {run_id: pid for run_id, pid in conn.execute(stmt).all()}
 
 
-def mark_abandoned_runs(conn: Connection, *, collector: str, alive_pids: Iterable[int], now: datetime) -> int:
-    """Mark this collector's runs still 'running' whose process is gone as incomplete; returns how many."""
-    running = and_(
-        PollRun.collector == collector,
-        PollRun.status == RunStatus.RUNNING.value,
-        or_(PollRun.pid.is_(None), PollRun.pid.not_in(list(alive_pids) or [-1])),
+def mark_incomplete(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> int:
+    """Mark exactly these runs, if still running, as incomplete; returns how many.
+
+    By id, in one statement: a run started after its caller looked (by a collector that is alive) can
+    never be caught by it.
+    """
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    stmt = (
+        update(PollRun)
+        .where(PollRun.id.in_(ids), PollRun.status == RunStatus.RUNNING.value)
+        .values(status=RunStatus.INCOMPLETE.value, finished_at=now)
     )
-    stmt = update(PollRun).where(running).values(status=RunStatus.INCOMPLETE.value, finished_at=now)
     return len(conn.execute(stmt.returning(PollRun.id)).all())
 
 
@@ -77,6 +85,7 @@ class RunRow:
     failed_auth: int
     failed_tls: int
     failed_protocol: int
+    set_aside: int = 0  # results the database refused (kept in the collector's spool)
 
     @property
     def duration_s(self) -> float | None:

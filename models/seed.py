@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from models import kms as kms_reads
-from models import runs, store
+from models import maintenance, runs, store
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import (
     Finding,
@@ -47,8 +47,13 @@ class SeedHost:
     failure: FailureClass | None = None
     kms_count: int | None = None
     grace_minutes: int | None = None
+    listening: bool = True  # a KMS host's port answers the collector's TCP check
+    kms_app: str = "windows"  # the application a KMS host serves: windows, office or other
 
 
+# One KMS host per health state the seed can show without adding failing hosts to the fleet's numbers:
+# KMS01 counts 30 but its port is closed (its 0xC004F074 clients say so), KMS02's clients fail on its count
+# of 12, KMS03 counts 3, KMS04 is healthy, KMS05 serves Office only.
 KMS_HOSTS = (
     SeedHost(
         "10.1.0.10",
@@ -58,6 +63,7 @@ KMS_HOSTS = (
         ActivationType.KMS_HOST,
         LicenseStatus.LICENSED,
         kms_count=30,
+        listening=False,
     ),
     SeedHost(
         "10.1.0.11",
@@ -77,7 +83,35 @@ KMS_HOSTS = (
         LicenseStatus.LICENSED,
         kms_count=3,
     ),
+    SeedHost(
+        "10.1.0.13",
+        "KMS04",
+        "Hsinchu",
+        ProductType.SERVER,
+        ActivationType.KMS_HOST,
+        LicenseStatus.LICENSED,
+        kms_count=41,
+    ),
+    SeedHost(
+        "10.1.0.14",
+        "KMS05",
+        "Taipei",
+        ProductType.SERVER,
+        ActivationType.KMS_CLIENT,  # its Windows activates against KMS04; it hosts KMS for Office
+        LicenseStatus.LICENSED,
+        kms="kms04.corp.example",
+        kms_count=8,
+        grace_minutes=250_000,
+        kms_app="office",
+    ),
 )
+KMS_STATES = {
+    "KMS01": "not_listening",
+    "KMS02": "clients_failing",
+    "KMS03": "below_threshold",
+    "KMS04": "healthy",
+    "KMS05": "office_only",
+}
 
 # (error code, activation type, license status, KMS host used, how many hosts)
 FAILURES = (
@@ -99,6 +133,7 @@ SEED_EXPECTED = {
     "unreachable": len(UNREACHABLE),
     "by_code": {f[0]: f[4] for f in FAILURES},
     "kms_hosts": len(KMS_HOSTS),
+    "kms_states": KMS_STATES,
     "at_risk": sum(f[4] for f in FAILURES if f[2] is LicenseStatus.LICENSED),
 }
 
@@ -128,7 +163,8 @@ def fleet() -> list[SeedHost]:
     for i in range(HEALTHY):
         n += 1
         kind = (ActivationType.KMS_CLIENT, ActivationType.MAK, ActivationType.RETAIL, ActivationType.OEM)[i % 4]
-        kms = "kms01.corp.example" if kind is ActivationType.KMS_CLIENT else None
+        kms_host = "kms01" if i % 8 == 0 else "kms04"  # healthy KMS clients split between KMS01 and KMS04
+        kms = f"{kms_host}.corp.example" if kind is ActivationType.KMS_CLIENT else None
         grace = 3 * 1440 if i == 0 else (250_000 if kms else None)
         hosts.append(
             SeedHost(
@@ -194,7 +230,12 @@ def _findings(h: SeedHost) -> tuple[Finding, ...]:
                 Severity.FAIL,
                 "KMS02 counts 12 machines; a workstation needs 25",
                 related_code=h.error_code,
-                evidence={"kms_host": "kms02.corp.example", "count": 12, "required": 25},
+                evidence={
+                    "kms_host": "kms02.corp.example",
+                    "current_count": 12,
+                    "required": 25,
+                    "kms_host_record": "10.1.0.11",
+                },
             ),
         )
     if h.error_code == "0xC004F074":
@@ -204,7 +245,13 @@ def _findings(h: SeedHost) -> tuple[Finding, ...]:
                 Severity.FAIL,
                 "TCP 1688 on kms01.corp.example refused the connection",
                 related_code=h.error_code,
-                evidence={"kms_host": "kms01.corp.example", "port": 1688},
+                evidence={
+                    "kms_host": "kms01.corp.example",
+                    "port": 1688,
+                    "source": "discovered",
+                    "address": "10.1.0.10",
+                    "error": "connection refused",
+                },
             ),
         )
     if h.error_code == "0xC004F06C":
@@ -224,7 +271,11 @@ def _findings(h: SeedHost) -> tuple[Finding, ...]:
                 Severity.FAIL,
                 "No _vlmcs._tcp.corp.example SRV record",
                 related_code=h.error_code,
-                evidence={"query": "_vlmcs._tcp.corp.example", "answer": "NXDOMAIN"},
+                evidence={
+                    "name": "_vlmcs._tcp.corp.example",
+                    "error": "NXDOMAIN: the name does not exist",
+                    "pinned_kms_host": None,
+                },
             ),
         )
     return ()
@@ -242,7 +293,8 @@ def result_for(h: SeedHost, at: datetime) -> HostResult:
             non_genuine_requests=0,
             listening_port=1688,
             dns_publishing=True,
-            listening=True,
+            listening=h.listening,
+            application=h.kms_app,
         )
         if h.kms_count is not None
         else None
@@ -295,7 +347,7 @@ def seed_fleet(conn: Connection, *, now: datetime, days: int = 3, seed: int = 7)
         store.write_results(conn, run, results)
         link_kms_clients(conn)
         runs.finish_run(conn, run, finished_at=at + timedelta(seconds=42), status=RunStatus.COMPLETE)
-        store.refresh_rollup(conn, at.date())
+        maintenance.refresh_rollup(conn, at.date())
     return hosts
 
 
@@ -308,6 +360,4 @@ def link_kms_clients(conn: Connection) -> None:
 
 def _observed(h: SeedHost, at: datetime) -> HostResult:
     """Before they became unreachable, the unreachable hosts answered normally."""
-    return result_for(
-        SeedHost(h.name, h.computer_name, h.site, h.product_type, h.activation_type, h.license_status, kms=h.kms), at
-    )
+    return result_for(replace(h, failure=None), at)

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from models import summary
+from models.bounds import bound_row, clean
 from models.enums import FailureClass
-from models.hostfacts import NO_KEY_PRODUCT, fqdn_of, machine_name, main_product
+from models.hostfacts import NO_KEY_PRODUCT, main_product
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, HostResult, ProductState
+from models.summary import search_key
 from models.tables import (
     AppliedBatch,
     CurrentStatus,
-    DailyRollup,
     Host,
     HostFinding,
     KmsHostStat,
@@ -36,7 +38,7 @@ T = TypeVar("T")
 UpsertInsert = postgresql.Insert | sqlite.Insert
 
 
-def _insert(conn: Connection, table: Any) -> UpsertInsert:
+def upsert_insert(conn: Connection, table: Any) -> UpsertInsert:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
@@ -64,13 +66,12 @@ def upsert_inventory(conn: Connection, targets: Sequence[HostIdentity], *, now: 
     ]
     if not rows:
         return
-    stmt = _insert(conn, Host)
+    stmt = upsert_insert(conn, Host)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Host.name],
         set_={c: stmt.excluded[c] for c in ("port", "scheme", "site", "tags")},
     )
-    for chunk in _chunks(rows):
-        conn.execute(stmt, list(chunk))
+    _execute_many(conn, stmt, rows)
 
 
 def write_results(
@@ -94,7 +95,7 @@ def write_results(
 
 
 def _claim_batch(conn: Connection, batch_id: str, run_id: int | None) -> bool:
-    stmt = _insert(conn, AppliedBatch).values(batch_id=batch_id, run_id=run_id, applied_at=datetime.now(UTC))
+    stmt = upsert_insert(conn, AppliedBatch).values(batch_id=batch_id, run_id=run_id, applied_at=datetime.now(UTC))
     claimed = conn.execute(stmt.on_conflict_do_nothing().returning(AppliedBatch.batch_id))
     return claimed.scalar_one_or_none() is not None
 
@@ -103,7 +104,7 @@ def _ensure_hosts(conn: Connection, results: Sequence[HostResult]) -> dict[str, 
     """Map host names to ids, creating hosts the inventory never announced (e.g. a replayed spool)."""
     names = sorted({r.host for r in results})
     first = {r.host: r.observed_at for r in results}
-    stmt = _insert(conn, Host).on_conflict_do_nothing(index_elements=[Host.name])
+    stmt = upsert_insert(conn, Host).on_conflict_do_nothing(index_elements=[Host.name])
     ids: dict[str, int] = {}
     for chunk in _chunks(names):
         conn.execute(stmt, [{"name": n, "first_seen": first[n], "search_key": search_key(n)} for n in chunk])
@@ -123,7 +124,7 @@ def _write_failures(conn: Connection, run_id: int | None, failures: Sequence[Hos
         )
     )
     rows = [
-        {"hid": ids[f.host], "at": f.observed_at, "fclass": f.failure_class.value, "reason": f.reason[:500]}
+        {"hid": ids[f.host], "at": f.observed_at, "fclass": f.failure_class.value, "reason": clean(f.reason, 500)}
         for f in failures
     ]
     _execute_many(conn, stmt, rows)
@@ -134,7 +135,10 @@ def _not_older(column: Any, when: Any) -> Any:
 
 
 def _execute_many(conn: Connection, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    for chunk in _chunks(rows):
+    """Run ``stmt`` for ``rows`` in chunks, every text value cleaned to its column (``models.bounds``)."""
+    table = getattr(stmt, "table", None)
+    cleaned = [bound_row(table, row) for row in rows] if table is not None else rows
+    for chunk in _chunks(cleaned):
         conn.execute(stmt, list(chunk))
 
 
@@ -191,92 +195,40 @@ def _record_attempts(
     _execute_many(conn, stmt, [{"hid": ids[o.host], "at": o.observed_at} for o in observations])
 
 
-def kms_target(product: ProductState) -> str | None:
-    """``host:port`` of the KMS host a client uses: the pinned one, else the one it discovered."""
-    machine = product.kms_machine or product.discovered_kms_machine
-    if not machine:
-        return None
-    port = product.kms_port if product.kms_machine else product.discovered_kms_port
-    return f"{machine}:{port}" if port else machine
-
-
 def _update_host_summaries(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
-    stmt = (
-        update(Host)
-        .where(Host.id == bindparam("hid"), _not_older(Host.status_observed_at, bindparam("at")))
-        .values({name: bindparam(name) for name in _SUMMARY_FIELDS})
-        .values(status_observed_at=bindparam("at"), last_success_at=bindparam("at"))
-    )
-    _execute_many(conn, stmt, [_summary_row(o, ids[o.host]) for o in fresh])
-
-
-_SUMMARY_FIELDS = (
-    "computer_name",
-    "domain",
-    "fqdn",
-    "os_caption",
-    "os_version",
-    "product_type",
-    "clock_skew_s",
-    "activation_type",
-    "license_status",
-    "error_code",
-    "grace_minutes",
-    "grace_ends_at",
-    "kms_host",
-    "kms_fqdn",
-    "search_key",
-    "signin",
-    "unread_classes",
-    "renewal_failing",
-    "address",
-    "kms_role",
-)
-
-
-def _summary_row(o: HostObservation, hid: int) -> dict[str, Any]:
-    main = main_product(o.products)
-    return {
-        "hid": hid,
-        "at": o.observed_at,
-        "computer_name": o.computer_name,
-        "domain": o.domain,
-        "fqdn": fqdn_of(o.computer_name, o.domain),
-        "os_caption": o.os_caption,
-        "os_version": o.os_version,
-        "product_type": o.product_type.value if o.product_type else None,
-        "clock_skew_s": o.clock_skew_seconds,
-        "activation_type": main.activation_type.value,
-        "license_status": main.license_status.value,
-        "error_code": main.error_code,
-        "grace_minutes": main.grace_minutes,
-        "kms_host": kms_target(main),
-        "kms_fqdn": machine_name(main.kms_machine or main.discovered_kms_machine) or None,
-        "grace_ends_at": o.observed_at + timedelta(minutes=main.grace_minutes) if main.grace_minutes else None,
-        "search_key": search_key(o.host, o.computer_name),
-        "signin": o.signin,
-        "unread_classes": ",".join(o.unread) or None,
-        "renewal_failing": main.renewal_failing,
-        "address": o.address,
-        "kms_role": o.kms.application if o.kms is not None else None,
-    }
-
-
-def search_key(name: str, computer_name: str | None = None) -> str:
-    """What host search matches: both names, case-folded in Python so every backend agrees."""
-    return f"{name}\n{computer_name or ''}".casefold()
+    """The hosts table's summary of each host; what an unread class gives keeps its last known value."""
+    groups: dict[frozenset[str], list[HostObservation]] = {}
+    for o in fresh:
+        groups.setdefault(summary.unread_kept(o), []).append(o)
+    for unread, observations in groups.items():
+        stmt = (
+            update(Host)
+            .where(Host.id == bindparam("hid"), _not_older(Host.status_observed_at, bindparam("at")))
+            .values(summary.assignments(unread))
+            .values(status_observed_at=bindparam("at"), last_success_at=bindparam("at"))
+        )
+        _execute_many(conn, stmt, [summary.row(o, ids[o.host]) for o in observations])
 
 
 def _upsert_products(conn: Connection, fresh: Sequence[HostObservation], ids: dict[str, int]) -> None:
-    rows = [_product_row(p, ids[o.host], o.observed_at) for o in fresh for p in (o.products or (NO_KEY_PRODUCT,))]
-    stmt = _insert(conn, CurrentStatus)
     updatable = [c.name for c in CurrentStatus.__table__.columns if c.name not in ("host_id", "product_id")]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[CurrentStatus.host_id, CurrentStatus.product_id],
-        set_={name: stmt.excluded[name] for name in updatable},
-        where=stmt.excluded.observed_at >= CurrentStatus.observed_at,
-    )
-    _execute_many(conn, stmt, rows)
+    for events_unread in (False, True):  # without the event log, a product keeps the error code it had
+        chosen = [o for o in fresh if ("Win32_NTLogEvent" in o.unread) is events_unread]
+        rows = [_product_row(p, ids[o.host], o.observed_at) for o in chosen for p in (o.products or (NO_KEY_PRODUCT,))]
+        if not rows:
+            continue
+        stmt = upsert_insert(conn, CurrentStatus)
+        kept = ("error_code", "error_source") if events_unread else ()
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[CurrentStatus.host_id, CurrentStatus.product_id],
+            set_={
+                name: func.coalesce(stmt.excluded[name], getattr(CurrentStatus, name)) if name in kept
+                else stmt.excluded[name]
+                for name in updatable
+            },
+            where=stmt.excluded.observed_at >= CurrentStatus.observed_at,
+        )  # fmt: skip
+        _execute_many(conn, stmt, rows)
     gone = delete(CurrentStatus).where(
         CurrentStatus.host_id == bindparam("hid"), CurrentStatus.observed_at < bindparam("at")
     )
@@ -328,7 +280,7 @@ def _upsert_findings(conn: Connection, items: Iterable[tuple[int, Finding, datet
     ]
     if not rows:
         return
-    stmt = _insert(conn, HostFinding)
+    stmt = upsert_insert(conn, HostFinding)
     stmt = stmt.on_conflict_do_update(
         index_elements=[HostFinding.host_id, HostFinding.check],
         set_={name: stmt.excluded[name] for name in ("severity", "summary", "related_code", "evidence", "observed_at")},
@@ -358,8 +310,11 @@ def _append_history(
     rows = []
     for o in fresh:
         main = main_product(o.products)
-        state = (main.license_status.value, main.activation_type.value, main.error_code)
         before = previous.get(ids[o.host])
+        code = main.error_code
+        if code is None and "Win32_NTLogEvent" in o.unread and before is not None:
+            code = before.state[2]  # the event log was not read: the code it gave is still the best known
+        state = (main.license_status.value, main.activation_type.value, code)
         if before is None or before.status_at is None or (before.state != state and before.status_at < o.observed_at):
             rows.append(
                 {
@@ -371,7 +326,7 @@ def _append_history(
                 }
             )
     if rows:
-        _execute_many(conn, _insert(conn, StatusHistory).on_conflict_do_nothing(), rows)
+        _execute_many(conn, upsert_insert(conn, StatusHistory).on_conflict_do_nothing(), rows)
 
 
 def _append_kms_stats(conn: Connection, observations: Sequence[HostObservation], ids: dict[str, int]) -> None:
@@ -392,7 +347,7 @@ def _append_kms_stats(conn: Connection, observations: Sequence[HostObservation],
         if o.kms is not None
     ]
     if rows:
-        _execute_many(conn, _insert(conn, KmsHostStat).on_conflict_do_nothing(), rows)
+        _execute_many(conn, upsert_insert(conn, KmsHostStat).on_conflict_do_nothing(), rows)
 
 
 def _count(
@@ -405,29 +360,3 @@ def _count(
             column = getattr(PollRun, f"failed_{fclass.value}")
             increments[f"failed_{fclass.value}"] = column + n
     conn.execute(update(PollRun).where(PollRun.id == run_id).values(increments))
-
-
-ROLLUP_LOCK = 0x41_4D_52_4F  # pg_advisory_xact_lock key serialising rollups across collectors
-BATCH_MEMORY = timedelta(days=30)
-
-
-def refresh_rollup(conn: Connection, day: date) -> None:
-    """Record the fleet as it stands now as ``day``'s rollup (status x type x code x poll failure -> hosts).
-
-    Call it with today's date at the end of a run; a later run the same day replaces the figures. Shards that
-    finish together take turns, so their delete-then-insert pairs never interleave.
-    """
-    if conn.dialect.name == "postgresql":
-        conn.execute(select(func.pg_advisory_xact_lock(ROLLUP_LOCK)))
-    conn.execute(delete(AppliedBatch).where(AppliedBatch.applied_at < datetime.now(UTC) - BATCH_MEMORY))
-    conn.execute(delete(DailyRollup).where(DailyRollup.day == day))
-    counted = select(
-        literal(day).label("day"),
-        func.coalesce(Host.license_status, "").label("license_status"),
-        func.coalesce(Host.activation_type, "").label("activation_type"),
-        func.coalesce(Host.error_code, "").label("error_code"),
-        func.coalesce(Host.last_failure_class, "").label("failure_class"),
-        func.count().label("host_count"),
-    ).group_by(Host.license_status, Host.activation_type, Host.error_code, Host.last_failure_class)
-    columns = ["day", "license_status", "activation_type", "error_code", "failure_class", "host_count"]
-    conn.execute(_insert(conn, DailyRollup).from_select(columns, counted))

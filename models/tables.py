@@ -65,6 +65,10 @@ class Host(Base):
     address: Mapped[str | None] = mapped_column(String(64))  # where the host was reached, for KMS name matching
     kms_role: Mapped[str | None] = mapped_column(String(16))  # KMS host for: windows, office, other
     kms_host_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the KMS host this client resolves to
+    # When each optional part was last read; a poll that could not read it leaves its fields and this as they were.
+    identity_read_at: Mapped[datetime | None]  # computer name and domain (Win32_ComputerSystem)
+    os_read_at: Mapped[datetime | None]  # OS caption, version, product type, clock (Win32_OperatingSystem)
+    error_read_at: Mapped[datetime | None]  # the event log that gives an error code (Win32_NTLogEvent)
 
 
 class CurrentStatus(Base):
@@ -174,6 +178,7 @@ class PollRun(Base):
     failed_auth: Mapped[int] = mapped_column(default=0)
     failed_tls: Mapped[int] = mapped_column(default=0)
     failed_protocol: Mapped[int] = mapped_column(default=0)
+    set_aside: Mapped[int] = mapped_column(default=0, server_default="0")  # results the database refused
 
 
 class AppliedBatch(Base):
@@ -184,3 +189,18 @@ class AppliedBatch(Base):
     batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     run_id: Mapped[int | None]
     applied_at: Mapped[datetime]
+
+
+class SigninFailure(Base):
+    """Recent wrong dashboard sign-ins from one client address for one account (``models.signin``).
+
+    ``key`` is a hash of the address and the account, so neither is kept in the clear; nothing typed is stored.
+    """
+
+    __tablename__ = "signin_failures"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
+    locked_until: Mapped[datetime | None]

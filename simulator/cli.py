@@ -170,10 +170,16 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="Scenario JSON to write.")],
     hosts: Annotated[int, typer.Option("--hosts", min=1, help="Number of hosts.")] = 50,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 1,
+    fault_share: Annotated[
+        float, typer.Option("--fault-share", min=0.0, max=1.0, help="Share of hosts that misbehave on the wire.")
+    ] = 0.02,
+    hostile_share: Annotated[
+        float, typer.Option("--hostile-share", min=0.0, max=1.0, help="Share of hosts with hostile text.")
+    ] = 0.0,
 ) -> None:
     """Write a generated scenario file."""
     try:
-        scenario.save(generator.generate(hosts, seed), out)
+        scenario.save(generator.generate(hosts, seed, fault_share=fault_share, hostile_share=hostile_share), out)
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"scenario with {hosts} hosts written to {out}")

@@ -223,16 +223,25 @@ class _Builder:
                 SppEvent(12288, 0, renewed + 1), SppEvent(12289, 0, renewed))  # fmt: skip
 
 
-def generate(hosts: int, seed: int, name: str | None = None) -> Scenario:
-    """A fleet of ``hosts`` machines; identical for identical ``(hosts, seed)``."""
+def generate(
+    hosts: int, seed: int, name: str | None = None, *, fault_share: float = 0.02, hostile_share: float = 0.0
+) -> Scenario:
+    """A fleet of ``hosts`` machines; identical for identical arguments.
+
+    ``fault_share`` of the hosts misbehave on the wire (every kind in ``FAULT_ORDER`` in turn, at least one
+    of each); ``hostile_share`` carry hostile text (``HOSTILE`` in turn, each made unique), at least one of
+    each kind either way. A hardening run uses, say, 0.4 and 0.2.
+    """
     if hosts < 1:
         raise ValueError("hosts must be >= 1")
+    if not (0 <= fault_share <= 1 and 0 <= hostile_share <= 1):
+        raise ValueError("fault_share and hostile_share must be between 0 and 1")
     rng = random.Random(seed)
     builder = _Builder(rng, hosts)
     _stage_kms_hosts(builder)
     _stage_failures(builder, hosts)
-    _stage_faults(builder, hosts)
-    _stage_hostile(builder)
+    _stage_faults(builder, hosts, fault_share)
+    _stage_hostile(builder, max(len(HOSTILE), int(hosts * hostile_share)))
     _stage_kms_cases(builder)
     _stage_licensed(builder)
     final_hosts = _finish_kms(builder)
@@ -394,8 +403,8 @@ def _failing_kms_host(b: _Builder, profile: CodeProfile) -> Host | None:
     return None
 
 
-def _stage_faults(b: _Builder, total: int) -> None:
-    count = max(len(FAULT_ORDER), total * 2 // 100)
+def _stage_faults(b: _Builder, total: int, share: float) -> None:
+    count = max(len(FAULT_ORDER), int(total * share))
     for i in range(count):
         fault = FAULT_ORDER[i % len(FAULT_ORDER)]
         host = b.licensed("MAK", "server" if i % 3 == 0 else "workstation", CONTOSO)
@@ -405,8 +414,11 @@ def _stage_faults(b: _Builder, total: int) -> None:
             return
 
 
-def _stage_hostile(b: _Builder) -> None:
-    for i, (computer, site, caption) in enumerate(HOSTILE):
+def _stage_hostile(b: _Builder, count: int) -> None:
+    for i in range(count):
+        computer, site, caption = HOSTILE[i % len(HOSTILE)]
+        if i >= len(HOSTILE):  # each machine has a name of its own
+            computer = f"{computer}-{i}"
         activation = ("Retail", "OEM", "MAK")[i % 3]
         host = b.licensed(activation, "workstation", WORKGROUP if activation != "MAK" else CONTOSO)
         domain = "=1+2.contoso.test" if i == 1 else host.domain

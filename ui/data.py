@@ -103,7 +103,8 @@ def host_detail(conn: Any, host: str, lang: str = "en") -> queries.HostDetail | 
     return queries.host_detail(conn, host, lang=lang)
 
 
-def export_csv(db_url: str, flt: HostFilter) -> bytes:
-    """The unactivated-hosts CSV for ``flt``, built when the user clicks (never cached)."""
+def export_csv(db_url: str, flt: HostFilter, lang: str = "en") -> bytes:
+    """The unactivated-hosts CSV for ``flt`` with error titles in ``lang``, built when the user clicks (never
+    cached)."""
     with engine(db_url).connect() as conn:
-        return export.csv_bytes(conn, flt)
+        return export.csv_bytes(conn, flt, lang=lang)

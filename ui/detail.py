@@ -6,6 +6,7 @@ Everything a host reported (names, descriptions, reasons, evidence) reaches the 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from knowledge import findings as findings_text
 from models.enums import HostState, Severity
 from models.queries import FindingRow, HostDetail
 from ui import links, tables, views
@@ -28,8 +30,9 @@ def state(found: HostDetail) -> None:
     columns[0].metric(t("License status"), t(row.license_status or "unknown"))
     columns[1].metric(t("Activation type"), t(row.activation_type or "unknown"))
     columns[2].metric(t("Error code"), row.error_code or "-", help=row.error_title or None)
-    last_seen = found.last_success_at.strftime("%Y-%m-%d %H:%M") if found.last_success_at else t("never")
-    columns[3].metric(t("Last successful poll"), last_seen, help=t("Times are UTC."))
+    seen = found.last_success_at
+    when = seen.strftime("%Y-%m-%d %H:%M UTC") if seen else None
+    columns[3].metric(t("Last successful poll"), ago(seen) if seen else t("never"), help=when)
     if found.failure_class:
         st.warning(t("Last poll failed ({cls})").format(cls=found.failure_class))
         st.text(f"{found.failure_class}: {found.failure_reason or ''}")
@@ -102,9 +105,21 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def evidence_text(evidence: Mapping[str, Any]) -> str:
-    """``key: value`` pairs in one line, the way the evidence column shows them."""
-    return "; ".join(f"{key}: {value}" for key, value in evidence.items())
+def evidence_text(evidence: Mapping[str, Any], lang: str = "en") -> str:
+    """``label: value`` pairs in one line, the way the evidence column shows them: the keys in words of
+    ``lang``, the values as the host or probe gave them (only the collector's own vocabulary in words)."""
+    pairs = findings_text.evidence_pairs(evidence, lang, words=_words(lang))
+    return "; ".join(f"{label}: {value}" for label, value in pairs)
+
+
+def _words(lang: str) -> findings_text.Words:
+    """License statuses and other stored vocabulary in words of ``lang``."""
+    return functools.partial(t, lang=lang)
+
+
+def summary_text(row: FindingRow, lang: str = "en") -> str:
+    """A finding's summary in ``lang``, from its evidence; the stored summary when the evidence cannot say it."""
+    return findings_text.in_words(row.check, row.severity, row.evidence, row.summary, lang, words=_words(lang))
 
 
 KMS_HOST_RECORD = "kms_host_record"  # evidence key naming the KMS host a client's failure was traced to
@@ -114,8 +129,8 @@ def findings_frame(rows: Iterable[FindingRow], lang: str = "en") -> pd.DataFrame
     ordered = sorted(rows, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.check))
     data = [
         (
-            t(f.check), t(f.severity), f.summary, f.related_code or "", evidence_text(f.evidence or {}),
-            _kms_host_link(f.evidence or {}, lang),
+            t(f.check), t(f.severity), summary_text(f, lang), f.related_code or "",
+            evidence_text(f.evidence or {}, lang), _kms_host_link(f.evidence or {}, lang),
         )
         for f in ordered
     ]  # fmt: skip
@@ -158,3 +173,15 @@ def codes_to_fix(found: HostDetail) -> list[str]:
     codes = [found.row.error_code] if found.row.error_code else []
     codes += [f.related_code for f in found.findings if f.related_code and f.severity == Severity.FAIL.value]
     return list(dict.fromkeys(codes))
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago, in the largest unit that fits (the exact time is in the metric's help)."""
+    at = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    seconds = max(((now or datetime.now(UTC)) - at).total_seconds(), 0.0)
+    if seconds < 60:
+        return t("just now")
+    for size, words in ((86400, "{n} d ago"), (3600, "{n} h ago"), (60, "{n} min ago")):
+        if seconds >= size:
+            return t(words).format(n=int(seconds // size))
+    return t("just now")  # pragma: no cover  # the loop returns for anything over a minute

@@ -17,6 +17,7 @@ from models.filters import BY_KEY, CRITERIA, MAX_STALE_HOURS, MAX_TEXT, URL_KEYS
 from ui.i18n import LANG_KEY, current_language, t
 
 PAGE_KEY = "page"
+SECONDARY_KEYS = ("failure", "site", "os", "product", "stale")
 
 
 def url_params() -> dict[str, list[str]]:
@@ -75,30 +76,33 @@ def filter_bar(
 ) -> HostFilter:
     """Draw the filter widgets (seeded from ``flt``) and return the filter they now describe."""
     _seed(flt)
-    first = st.columns([3, 2, 2, 2])
+    # Full width: a chosen code shows its whole title.
+    _multiselect(t("Error code"), _options(codes, "code"), "code", code_label)
+    first = st.columns(3)
     with first[0]:
-        _multiselect(t("Error code"), _options(codes, "code"), "code", code_label)
-    with first[1]:
         _multiselect(t("Activation type"), list(BY_KEY["type"].choices), "type")
-    with first[2]:
+    with first[1]:
         _multiselect(t("License status"), list(BY_KEY["status"].choices), "status")
-    with first[3]:
-        _multiselect(t("Poll failure"), list(BY_KEY["failure"].choices), "failure")
-    second = st.columns([2, 3, 2, 2, 2, 3, 3])
-    with second[0]:
-        _multiselect(t("Site"), _options(sites, "site"), "site", str)
-    with second[1]:
-        _multiselect(t("OS"), _options(os_captions, "os"), "os", str)
-    with second[2]:
-        _multiselect(t("Product type"), list(BY_KEY["product"].choices), "product")
-    with second[3]:
-        st.number_input(t("Not read for at least (hours)"), min_value=0, max_value=MAX_STALE_HOURS, key="stale")
-    with second[4]:
+    with first[2]:
         st.text_input(t("Search host name"), key="q", max_chars=MAX_TEXT)
-    with second[5]:
-        st.toggle(t("Only unactivated hosts"), key="unactivated")
-    with second[6]:
-        st.toggle(t("Include at-risk licensed hosts"), key="at_risk", help=t("AT_RISK_HELP"))
+    # The filters used less often fold away, open whenever one of them is set (a shared link, say).
+    more = any(st.session_state.get(key) for key in SECONDARY_KEYS)
+    with st.expander(t("More filters"), expanded=more, icon=":material/tune:"):
+        second = st.columns(3)
+        with second[0]:
+            _multiselect(t("Poll failure"), list(BY_KEY["failure"].choices), "failure")
+        with second[1]:
+            _multiselect(t("Site"), _options(sites, "site"), "site", str)
+        with second[2]:
+            _multiselect(t("OS"), _options(os_captions, "os"), "os", str)
+        third = st.columns(3)
+        with third[0]:
+            _multiselect(t("Product type"), list(BY_KEY["product"].choices), "product")
+        with third[1]:
+            st.number_input(t("Not read for at least (hours)"), min_value=0, max_value=MAX_STALE_HOURS, key="stale")
+    toggles = st.container(horizontal=True, gap="large")
+    toggles.toggle(t("Only unactivated hosts"), key="unactivated", help=t("UNACTIVATED_HELP"))
+    toggles.toggle(t("Include at-risk licensed hosts"), key="at_risk", help=t("AT_RISK_HELP"))
     # The widgets hold the URL form (their keys are the URL keys): read back through the one parser.
     widgets = {c.key: c.render(_from_widget(c, st.session_state.get(c.key))) for c in CRITERIA}
     return HostFilter.from_params(widgets)[0]

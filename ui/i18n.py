@@ -39,7 +39,9 @@ ZH_TW: Mapping[str, str] = {
     "Sign out": "登出",
     "Password": "密碼",
     "Wrong password.": "密碼錯誤。",
-    "Too many wrong passwords. Try again in a few minutes.": "密碼錯誤次數過多，請幾分鐘後再試。",
+    "Too many wrong passwords. Try again after {time}.": "密碼錯誤次數過多，請於 {time} 之後再試。",
+    "The sign-in could not be checked. Try again.": "目前無法確認登入，請再試一次。",
+    "The sign-in form expired. Sign in again.": "登入表單已逾時，請重新登入。",
     "Times are UTC.": "時間均為 UTC。",
     "tags": "標籤",
     "Sign in to see the fleet.": "請先登入才能檢視機群。",
@@ -80,6 +82,9 @@ ZH_TW: Mapping[str, str] = {
     "clients (25)": "用戶端 (25)",
     "run": "輪詢",
     "succeeded": "成功",
+    # date formats of chart axes and hover labels (d3 / strftime directives; never a month name)
+    "DATE_FORMAT": "%Y/%m/%d",
+    "DATE_TIME_FORMAT": "%Y/%m/%d %H:%M",
     # KMS hosts
     "No KMS host has been polled yet.": "尚未輪詢到任何 KMS 主機。",
     "Count against the activation thresholds": "計數與啟用門檻",
@@ -89,6 +94,24 @@ ZH_TW: Mapping[str, str] = {
     "serves neither": "兩者皆無法啟用",
     "servers only": "僅能啟用伺服器",
     "servers and clients": "可啟用伺服器與用戶端",
+    "State: the first that applies of {states}; else {healthy} (or {office}).": (
+        "狀態：依序取第一個符合者——{states}；皆不符合則為{healthy}（或{office}）。"
+    ),
+    "failing / clients": "失敗／用戶端",
+    "LIST_SEPARATOR": "、",
+    "SRV published": "已發佈 SRV",
+    "reasons": "原因",
+    "failing clients (any cause)": "失敗的用戶端（任何原因）",
+    "KMS_STATE_HELP": (
+        "依序取第一個符合者：無法連線（本身輪詢失敗）、未接聽（KMS 連接埠未回應）、本身未啟用、"
+        "用戶端失敗（其用戶端以與 KMS 主機相關的錯誤碼失敗）、未達門檻（計數未達 25）；其餘為正常，"
+        "僅為 Office 的 KMS 主機則為「僅 Office」。"
+    ),
+    "KMS_COUNT_HELP": "目前計數與須達到的門檻：伺服器（及 Office）為 5，用戶端電腦為 25。",
+    "KMS_CLIENTS_HELP": (
+        "使用此 KMS 主機、且以與 KMS 主機相關的錯誤碼（例如 0xC004F074、0xC004F038、0x800706BA）失敗的用戶端數"
+        "／使用此主機的用戶端總數。"
+    ),
     "Count over time": "計數變化",
     "KMS host": "KMS 主機",
     "No count history for this host yet.": "此主機尚無計數紀錄。",
@@ -130,7 +153,7 @@ ZH_TW: Mapping[str, str] = {
     "no": "否",
     "open": "開啟",
     "how to fix": "修正方法",
-    "open article": "開啟文章",
+    "How to fix": "修正方法",
     "view": "檢視",
     # hosts page
     "Error code": "錯誤碼",
@@ -238,6 +261,18 @@ ZH_TW: Mapping[str, str] = {
     # renewals
     "Include at-risk licensed hosts": "包含有風險的已授權主機",
     "AT_RISK_HELP": "已授權但續約一再失敗的 KMS 用戶端：有效期限一到就會掉出啟用狀態。",
+    "UNACTIVATED_HELP": "「未啟用」指 Windows 不是已授權狀態的主機，以及上次輪詢無法連線的主機"
+    "（其狀態可能已過時或從未讀取，CSV 的 poll_error 會標示 unreachable）；"
+    "續約失敗的已授權主機只在開啟「包含有風險的已授權主機」時列入。",
+    "More filters": "更多篩選條件",
+    "set aside": "已擱置",
+    "Results the database refused; the collector keeps them in its spool's set-aside folder.": (
+        "資料庫拒收的結果；收集器將其保存在暫存區的 set-aside 資料夾中。"
+    ),
+    "just now": "剛剛",
+    "{n} d ago": "{n} 天前",
+    "{n} h ago": "{n} 小時前",
+    "{n} min ago": "{n} 分鐘前",
     "Renewal failing": "續約失敗",
     "Licensed KMS clients whose renewals fail: they drop out of activation when their validity ends.": (
         "續約一再失敗的已授權 KMS 用戶端：有效期限一到就會掉出啟用狀態。"
@@ -254,11 +289,24 @@ ZH_TW: Mapping[str, str] = {
 
 # English words for values stored as codes (the key is the English text everywhere else).
 EN: Mapping[str, str] = {
+    "UNACTIVATED_HELP": "Unactivated means every host whose Windows is not Licensed, and every host the last poll "
+    "could not reach (its state may be out of date or was never read; the CSV's poll_error says unreachable). "
+    "Licensed hosts whose renewals fail are added only with the at-risk switch.",
     "AT_RISK_HELP": "Licensed KMS clients whose renewals keep failing: they drop out of activation when their "
     "validity ends.",
     "kms_host": "KMS host state",
+    "DATE_FORMAT": "%Y-%m-%d",
+    "DATE_TIME_FORMAT": "%Y-%m-%d %H:%M",
     "KMS_CAP_HELP": "A KMS host remembers the 50 most recent machines (10 when only servers contact it); the count "
     "never exceeds that cap.",
+    "LIST_SEPARATOR": ", ",
+    "KMS_STATE_HELP": "The first that applies: unreachable (its own poll failed), not listening (its KMS port does not "
+    "answer), not activated (itself), clients failing (its clients fail with a code that involves the KMS host), "
+    "below threshold (count under 25); otherwise healthy, or Office only for a KMS host for Office only.",
+    "KMS_COUNT_HELP": "The current count against the threshold it must reach: 5 for servers (and Office), 25 for "
+    "client PCs.",
+    "KMS_CLIENTS_HELP": "Clients that use this KMS host and fail with a code that involves the KMS host (such as "
+    "0xC004F074, 0xC004F038, 0x800706BA) / all clients that use it.",
 }
 
 

@@ -62,7 +62,10 @@ def entry_block(code: str, lang: str, *, compact: bool = False, activation_type:
     if entry.commands:
         st.markdown(f"**{t('Commands')}**")
         st.code("\n".join(entry.commands), language="powershell")
-    st.link_button(t("Microsoft article"), entry.deep_link or entry.url, icon=":material/open_in_new:")
+    # the same article the CSV's resolution_url names (``models.hostfacts.resolution``), unless the entry
+    # points at a more specific one
+    article = entry.deep_link or links.article_url(entry.code, lang) or entry.url
+    st.link_button(t("Microsoft article"), article, icon=":material/open_in_new:")
     return entry
 
 

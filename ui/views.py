@@ -50,8 +50,9 @@ def delta(current: int, previous: int | None) -> int | None:
 
 def headline(summary: FleetSummary, stale_hours: float) -> None:
     """One ``st.metric`` per headline number, each with its change since the previous day."""
-    columns = st.columns(len(METRICS))
     previous: Mapping[str, int | None] = summary.previous or {}
+    half = len(METRICS) // 2  # two rows of four: every label fits at 1280 pixels, in both languages
+    columns = [*st.columns(half), *st.columns(len(METRICS) - half)]
     for column, metric in zip(columns, METRICS, strict=True):
         value = int(getattr(summary, metric.field))
         label = t(metric.label).format(h=f"{stale_hours:g}")
@@ -113,8 +114,8 @@ def last_run(run: RunRow | None) -> None:
     if run is None:
         st.info(t("No poll run has completed yet."))
         return
-    st.metric(t("Last completed poll run"), when(run.finished_at), label_visibility="collapsed")
     text = t("{ok} of {total} hosts read in {s:.0f} s")
+    st.text(when(run.finished_at))
     st.text(text.format(ok=run.succeeded, total=run.hosts_total, s=run.duration_s or 0))
 
 

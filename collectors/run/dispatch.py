@@ -213,7 +213,7 @@ class ProcessDispatcher:
         for child in self._children:
             child.join(max(0.0, until - time.monotonic()))
             if child.is_alive():
-                child.terminate()  # results in flight past the grace are abandoned, as with threads
+                child.kill()  # results in flight past the grace are abandoned, as with threads
                 child.join(PROCESS_JOIN_S)
         for reader in list(self._readers):
             self._forget(reader)
@@ -221,13 +221,20 @@ class ProcessDispatcher:
 
 def _child_poll(targets: Sequence[Target], ctx: PollContext, threads: int, out: Any, stop: Any) -> None:
     """A worker process: poll ``targets`` with threads, send results, end with the exchange counts."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # The parent decides when to stop: Ctrl-C is the parent's, and a SIGTERM sent to the whole process
+    # group (systemd, a container) only stops handing out hosts here, as it does in the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminated = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: terminated.set())
     log_to_stderr(ctx.credentials.values())  # a spawned process starts without the parent's redacting handler
+    parent = multiprocessing.parent_process()
     dispatcher = ThreadDispatcher(targets, ctx, max(1, min(threads, len(targets))))
     dispatcher.start()
     running = dispatcher.workers
     while running:
-        if stop.is_set():
+        if parent is not None and not parent.is_alive():
+            _orphaned()
+        if stop.is_set() or terminated.is_set():
             dispatcher.request_stop()
         try:
             item = dispatcher.results.get(timeout=0.2)
@@ -236,9 +243,25 @@ def _child_poll(targets: Sequence[Target], ctx: PollContext, threads: int, out: 
         if item is None:
             running -= 1
         else:
-            out.send(item)
-    out.send(_ChildDone(replace(COUNTER)))
+            _send(out, item)
+    _send(out, _ChildDone(replace(COUNTER)))
     out.close()
+
+
+def _send(out: Any, item: object) -> None:
+    try:
+        out.send(item)
+    except OSError:  # BrokenPipeError and friends: the parent is gone
+        _orphaned()
+
+
+def _orphaned() -> None:
+    """The parent died (killed, out of memory): nobody will take results, so stop at once and quietly.
+
+    ``os._exit`` skips the interpreter's shutdown, which would wait for worker threads blocked on hosts
+    and print their tracebacks; the threads are daemons and the host connections close with the process.
+    """
+    os._exit(0)
 
 
 def make_dispatcher(targets: Sequence[Target], ctx: PollContext, options: RunOptions) -> Dispatcher:

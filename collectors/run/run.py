@@ -25,9 +25,9 @@ from collectors.run import kms_pass
 from collectors.run.dispatch import Dispatcher, make_dispatcher
 from collectors.run.host import PollContext
 from collectors.run.state import Progress, RunOptions, RunState, RunSummary
-from collectors.run.writer import ResultWriter, db_reason
+from collectors.run.writer import ResultWriter
 from collectors.spool import Spool
-from models import db, runs, store
+from models import maintenance, runs, store
 from models.enums import RunStatus
 
 log = logging.getLogger("collectors")
@@ -52,10 +52,16 @@ def run_poll(
     """
     options = options or RunOptions()
     summary = RunSummary(hosts_total=len(targets))
-    engine = _open_engine(database_url, summary)
-    writer = ResultWriter(engine, spool, summary, ctx.monotonic)
-    writer.replay()
-    summary.run_id = _start_run(engine, writer, targets, options, ctx.now())
+
+    def connected(engine: Engine) -> None:
+        # At the start, or the first time the database answers during the run: record the run, then replay.
+        if summary.run_id is None:
+            summary.run_id = _start_run(engine, writer, targets, options, ctx.now())
+        writer.replay()
+
+    writer = ResultWriter(database_url, spool, summary, ctx.monotonic, on_connect=connected)
+    if writer.connect() is None:
+        log.warning("database unavailable at start, results will be spooled: %s", summary.database_error)
     state = RunState(ctx, summary, started=ctx.monotonic(), on_progress=on_progress)
     exchanges = replace(COUNTER)
     try:
@@ -63,26 +69,14 @@ def run_poll(
     finally:
         summary.duration_s = state.elapsed()
         state.count_exchanges(COUNTER.since(exchanges))
-        _finish(engine, writer, state)
-        if engine is not None:
-            engine.dispose()
+        _finish(writer, state)
+        writer.dispose()
     return summary
 
 
-def _open_engine(url: str, summary: RunSummary) -> Engine | None:
-    try:
-        return db.open_database(url)
-    except SQLAlchemyError as exc:
-        summary.database_error = db_reason(exc)
-        log.warning("database unavailable at start, results will be spooled: %s", summary.database_error)
-        return None
-
-
 def _start_run(
-    engine: Engine | None, writer: ResultWriter, targets: Sequence[Target], options: RunOptions, now: datetime
+    engine: Engine, writer: ResultWriter, targets: Sequence[Target], options: RunOptions, now: datetime
 ) -> int | None:
-    if engine is None or not writer.database_usable():
-        return None
     try:
         with engine.begin() as conn:
             abandoned = close_abandoned_runs(conn, options.collector, now)
@@ -111,8 +105,9 @@ def close_abandoned_runs(
 ) -> int:
     """Mark ``collector``'s runs still 'running' whose process is gone (killed collector) as incomplete."""
     alive = is_alive or pid_alive
-    pids = runs.running_run_pids(conn, collector=collector)
-    return runs.mark_abandoned_runs(conn, collector=collector, alive_pids=[p for p in pids if alive(p)], now=now)
+    running = runs.running_runs(conn, collector=collector)
+    dead = [run_id for run_id, pid in running.items() if pid is None or not alive(pid)]
+    return runs.mark_incomplete(conn, dead, now=now)
 
 
 def pid_alive(pid: int) -> bool:
@@ -175,17 +170,38 @@ def _drain(state: RunState, dispatcher: Dispatcher, running: int) -> int:
     return running
 
 
-def _finish(engine: Engine | None, writer: ResultWriter, state: RunState) -> None:
-    """Replay what the spool holds, judge the KMS clients, close the run and refresh the daily rollup."""
-    if engine is None:
-        return
+def _finish(writer: ResultWriter, state: RunState) -> None:
+    """Replay what the spool holds, judge the KMS clients, close the run and refresh the daily rollup.
+
+    When the database cannot take the run's end, the run is reported ``incomplete``: that is what its
+    record becomes (the next run closes a run whose collector is gone), so the command and the database
+    never disagree.
+    """
     summary, now = state.summary, state.ctx.now()
+    engine = writer.connect() if writer.database_usable() else None
     try:
+        if engine is None:
+            raise _NotRecorded
         writer.replay()
         with engine.begin() as conn:
             kms_pass.apply_kms_pass(conn, [*state.clients, *writer.replayed_clients], now, state.ctx.probes)
             if summary.run_id is not None:
-                runs.finish_run(conn, summary.run_id, finished_at=now, status=summary.status)
-            store.refresh_rollup(conn, now.date())
+                set_aside = summary.set_aside_count
+                runs.finish_run(conn, summary.run_id, finished_at=now, status=summary.status, set_aside=set_aside)
+            maintenance.refresh_rollup(conn, now.date())
+        if summary.run_id is None:
+            raise _NotRecorded
     except SQLAlchemyError as exc:
         writer.record_outage(exc)
+        _unrecorded(summary)
+    except _NotRecorded:
+        _unrecorded(summary)
+
+
+class _NotRecorded(Exception):
+    """The run's end could not be written to the database."""
+
+
+def _unrecorded(summary: RunSummary) -> None:
+    summary.status = RunStatus.INCOMPLETE
+    summary.stopped_by = summary.stopped_by or "database unavailable at the end of the run"

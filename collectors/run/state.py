@@ -70,6 +70,8 @@ class RunSummary:
     connections: int = 0
     event_reads: int = 0  # hosts whose SPP event log was read
     renewal_event_reads: int = 0  # of those, hosts read only because a Licensed KMS client missed renewals
+    set_aside_count: int = 0  # results the database refused, kept in the spool's dead-letter folder
+    set_aside_hosts: dict[str, str] = field(default_factory=dict)  # the first PARTIAL_SHOWN: host -> reason
     unread_classes: Counter[str] = field(default_factory=Counter)
     partial_hosts: dict[str, tuple[str, ...]] = field(default_factory=dict)  # the first PARTIAL_SHOWN of them
 
@@ -104,9 +106,17 @@ class RunSummary:
             "connections": self.connections,
             "event_reads": self.event_reads,
             "renewal_event_reads": self.renewal_event_reads,
+            "set_aside": self.set_aside_count,
+            "set_aside_hosts": dict(self.set_aside_hosts),
             "unread_classes": dict(sorted(self.unread_classes.items())),
             "partial_hosts": {host: list(classes) for host, classes in self.partial_hosts.items()},
         }
+
+    def set_aside(self, host: str, reason: str) -> None:
+        """A result the database refused (the host was polled, its row could not be stored)."""
+        self.set_aside_count += 1
+        if len(self.set_aside_hosts) < PARTIAL_SHOWN:
+            self.set_aside_hosts[host] = reason
 
     def count(self, result: HostResult) -> None:
         if isinstance(result, HostFailure):

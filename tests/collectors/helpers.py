@@ -93,6 +93,11 @@ def _none_for_nan(value: Any) -> Any:
     return None if isinstance(value, float) and value != value else value
 
 
+def _failure_class(poll_error: str) -> str:
+    """``timeout`` from ``unreachable (timeout): host deadline of 4s exceeded``."""
+    return poll_error.split("(", 1)[-1].split(")", 1)[0] if poll_error.startswith("unreachable (") else poll_error
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -103,7 +108,7 @@ def mismatches(truth: list[dict[str, Any]], rows: dict[str, dict[str, Any]]) -> 
     for expected in truth:
         row = rows.get(expected["host"], {})
         if expected["poll_error"]:
-            got: tuple[Any, ...] = (_text(row.get("poll_error")).split(":")[0],)
+            got: tuple[Any, ...] = (_failure_class(_text(row.get("poll_error"))),)
             want: tuple[Any, ...] = (expected["poll_error"],)
         else:
             got = (row.get("activation_type"), row.get("license_status"), _text(row.get("error_code")),

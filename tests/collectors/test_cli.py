@@ -103,6 +103,32 @@ def test_config_error_is_one_line_with_exit_2(tmp_path):
     assert run.returncode == 2 and "concurrency" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ACTIVATION_TIMEOUT_S", "inf"),
+        ("ACTIVATION_RUN_TIMEOUT_S", "1e308"),
+        ("ACTIVATION_MAX_REPLY_BYTES", "1" * 30),
+        ("ACTIVATION_DNS_SERVER", "dns server:53"),
+    ],
+)
+def test_an_unusable_setting_stops_the_poll_with_exit_2(variable, value, tmp_path):
+    inventory = tmp_path / "x.csv"
+    inventory.write_text("host\nws01\n")
+    run = collector(["poll", "--inventory", str(inventory)], {variable: value}, tmp_path)
+    key = variable.removeprefix("ACTIVATION_").lower()
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith(f"error: {key} ({variable}): ") and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_poll_timeout_option_is_bounded_like_the_setting(tmp_path):
+    inventory = tmp_path / "x.csv"
+    inventory.write_text("host\nws01\n")
+    run = collector(["poll", "--inventory", str(inventory), "--timeout", "inf"], {}, tmp_path)
+    assert run.returncode == 2 and run.stderr.startswith("error: timeout_s ") and "Traceback" not in run.stderr
+
+
 def test_every_command_has_help():
     runner = CliRunner()
     for command in ("poll", "export", "demo"):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from models import db
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType
 from models.export import csv_bytes
 from models.filters import HostFilter
+from models.seed import seed_fleet
 from tests.collectors.helpers import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +39,11 @@ def polled_db(http_fleet, tmp_path_factory) -> str:
     return url
 
 
-def expected_csv(url: str, flt: HostFilter) -> bytes:
+def expected_csv(url: str, flt: HostFilter, lang: str = "en") -> bytes:
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:
-            return csv_bytes(conn, flt)
+            return csv_bytes(conn, flt, lang=lang)
     finally:
         engine.dispose()
 
@@ -87,6 +92,7 @@ def test_the_filters_select_something(polled_db):
         (["--stale-hours", "abc"], "--stale-hours: not a number of hours"),
         (["--stale-hours", "5", "--filter", "stale=24"], "--stale-hours: given more than once"),
         (["--search", "ws", "--filter", "q=kms"], "--search: given more than once"),
+        (["--lang", "fr"], "--lang: not a language of the export: 'fr'"),
     ],
 )
 def test_unknown_filter_values_are_one_line_with_exit_2(tmp_path, args, message):
@@ -103,3 +109,36 @@ def test_a_url_copied_from_the_dashboard_is_accepted(polled_db, tmp_path):
     run = export(["--filter", query, "--db", polled_db, "--output", str(out)], tmp_path)
     assert run.returncode == 0, run.stderr.decode()
     assert out.read_bytes() == expected_csv(polled_db, HostFilter(error_codes=("0xC004F074",), sites=("Taipei",)))
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('export-seeded')}/activation-monitor.db"
+    engine = db.open_database(url)
+    with engine.begin() as conn:
+        seed_fleet(conn, now=datetime.now(UTC).replace(microsecond=0), days=1)
+    engine.dispose()
+    return url
+
+
+def csv_rows(content: bytes) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.reader(io.StringIO(content.decode("utf-8-sig")))
+    header = next(reader)
+    return header, [dict(zip(header, row, strict=True)) for row in reader]
+
+
+@pytest.mark.parametrize("spelling", ["zh-TW", "zh_tw"])
+def test_lang_gives_error_titles_in_that_language_under_the_same_columns(seeded_db, tmp_path, spelling):
+    out, default = tmp_path / "zh.csv", tmp_path / "en.csv"
+    run = export(["--lang", spelling, "--db", seeded_db, "--output", str(out)], tmp_path)
+    assert run.returncode == 0, run.stderr.decode()
+    assert export(["--db", seeded_db, "--output", str(default)], tmp_path).returncode == 0
+    assert out.read_bytes() == expected_csv(seeded_db, HostFilter(), "zh-TW")
+    assert default.read_bytes() == expected_csv(seeded_db, HostFilter())
+    header, chinese = csv_rows(out.read_bytes())
+    en_header, english = csv_rows(default.read_bytes())
+    assert header == en_header
+    assert [r["error_code"] for r in chinese] == [r["error_code"] for r in english]
+    pairs = zip(chinese, english, strict=True)
+    titles = [(zh["error_title"], en["error_title"]) for zh, en in pairs if zh["error_code"]]
+    assert titles and all(re.search(r"[\u4e00-\u9fff]", zh) and zh != en for zh, en in titles)

@@ -82,6 +82,9 @@ def test_a_dashboard_url_and_the_same_cli_options_export_the_same_rows(seeded, q
     from_url = dashboard_rows(seeded, query)
     assert cli_rows(seeded, flags) == from_url
     assert cli_rows(seeded, ["--filter", query]) == from_url
+    # the address bar as pasted: scheme, host, page, the query and the view's own keys
+    pasted = f"https://activation.corp.example/hosts?{query}&lang=zh-TW&page=1"
+    assert cli_rows(seeded, ["--filter", pasted]) == from_url
 
 
 def test_the_cases_select_hosts_and_cover_every_criterion(seeded):

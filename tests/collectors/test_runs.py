@@ -62,3 +62,24 @@ def test_next_run_marks_a_killed_collectors_run_incomplete(tmp_path):
     assert statuses[live] == "running"  # its collector is still at work
     assert statuses[elsewhere] == "running"  # another machine's collector: its pids mean nothing here
     assert statuses[summary.run_id] == "complete"
+
+
+def test_a_run_started_while_the_dead_are_being_looked_for_is_never_marked(tmp_path):
+    """Another collector process of the same name starts its run between the look and the update."""
+    from collectors.run import close_abandoned_runs
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    engine = db.open_database(url)
+    started: list[int] = []
+    with engine.begin() as conn:
+        gone = runs.start_run(conn, collector="box1", pid=dead_pid(), shard=None, hosts_total=1, started_at=T0)
+
+        def alive_while_another_run_starts(pid: int) -> bool:
+            started.append(runs.start_run(conn, collector="box1", pid=None, shard=None, hosts_total=1, started_at=T0))
+            return False
+
+        assert close_abandoned_runs(conn, "box1", T0, alive_while_another_run_starts) == 1
+    engine.dispose()
+    statuses = run_statuses(url)
+    assert statuses[gone] == "incomplete"
+    assert [statuses[s] for s in started] == ["running"]

@@ -1,5 +1,6 @@
 """Fixtures for the browser tests: a database filled by the real collector from the simulated fleet,
-the dashboard served by ``streamlit run`` on a free loopback port, and headless Debian Chromium.
+the dashboard served by ``streamlit run`` on a free loopback port (open, and a second one behind a sign-in
+password), and headless Debian Chromium.
 
 Nothing is downloaded: Chromium is ``/usr/bin/chromium`` (skipped with a reason when absent) and the
 server binds 127.0.0.1 only. Screenshots go to ``tests/e2e/artifacts/`` (git-ignored).
@@ -14,6 +15,8 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,33 +73,63 @@ def polled_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolledFle
 
 @pytest.fixture(scope="session")
 def dashboard(polled_fleet: PolledFleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
-    """``streamlit run dashboard.py`` on a free loopback port, stopped after the session."""
+    """``streamlit run dashboard.py`` on a free loopback port, open to anyone, stopped after the session."""
+    with served_dashboard(polled_fleet, tmp_path_factory.mktemp("e2e-server")) as served:
+        yield served
+
+
+SIGN_IN_PASSWORD = "e2e sign-in password"
+
+
+@dataclass(frozen=True)
+class SignInDashboard:
+    """A dashboard that asks for ``password``; its sign-in key lives in ``data_dir``."""
+
+    url: str
+    truth: list[dict[str, Any]]
+    password: str
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def signin_dashboard(polled_fleet: PolledFleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignInDashboard]:
+    """The same database served by a second ``streamlit run`` that asks for a password."""
+    workdir = tmp_path_factory.mktemp("e2e-signin-server")
+    settings = {"ACTIVATION_AUTH_PASSWORD": SIGN_IN_PASSWORD, "ACTIVATION_DATA_DIR": str(workdir / "data")}
+    with served_dashboard(polled_fleet, workdir, **settings) as served:
+        yield SignInDashboard(served.url, served.truth, SIGN_IN_PASSWORD, workdir / "data")
+
+
+@contextmanager
+def served_dashboard(polled_fleet: PolledFleet, workdir: Path, **settings: str) -> Iterator[Dashboard]:
+    """``streamlit run dashboard.py`` on a free loopback port with the ``ACTIVATION_*`` ``settings`` given (no
+    password unless one is given), logging to ``workdir/streamlit.log``; stopped on leaving the block."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("e2e-server") / "streamlit.log").open("w")
     env = {**os.environ, "ACTIVATION_DB_URL": polled_fleet.db_url, "ACTIVATION_REFRESH_S": "600"}
     env.pop("ACTIVATION_AUTH_PASSWORD", None)
-    server = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "streamlit", "run", "dashboard.py"),
-            *("--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port)),
-            *("--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_healthy(base, server)
-        yield Dashboard(base, polled_fleet.db_url, polled_fleet.truth)
-    finally:
-        server.terminate()
+    env.update(settings)
+    with (workdir / "streamlit.log").open("w") as log:
+        server = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "streamlit", "run", "dashboard.py"),
+                *("--server.headless", "true", "--server.address", "127.0.0.1", "--server.port", str(port)),
+                *("--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+            base = f"http://127.0.0.1:{port}"
+            wait_healthy(base, server)
+            yield Dashboard(base, polled_fleet.db_url, polled_fleet.truth)
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def wait_healthy(base: str, server: subprocess.Popen[bytes]) -> None:

@@ -19,7 +19,7 @@ from models.db import alembic_config, make_engine, open_database, upgrade
 from models.tables import Host
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0004"
+HEAD = "0006"
 
 
 def _upgrade_in_child(url: str) -> str:

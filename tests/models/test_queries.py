@@ -79,7 +79,7 @@ def test_failures_by_activation_type(seeded: Engine) -> None:
         (HostFilter(failure_classes=(FailureClass.TIMEOUT,)), 1),
         (HostFilter(license_statuses=(HostState.OOB_GRACE,)), 7),
         (HostFilter(sites=(HOSTILE_SITE,)), 1),
-        (HostFilter(search="KMS0"), 3),
+        (HostFilter(search="KMS0"), SEED_EXPECTED["kms_hosts"]),
         (HostFilter(search="%"), 0),
         (HostFilter(stale_hours=1), SEED_EXPECTED["unreachable"]),
         (
@@ -118,11 +118,12 @@ def test_host_page_keeps_hostile_text_verbatim(seeded: Engine) -> None:
 def test_kms_hosts_with_states_and_clients(seeded: Engine) -> None:
     with seeded.connect() as conn:
         frame = kms.kms_hosts(conn).set_index("computer_name")
-    assert frame.loc["KMS01", "state"] == "all"
-    assert frame.loc["KMS02", "state"] == "servers"
-    assert frame.loc["KMS03", "state"] == "none"
+    assert dict(frame["state"]) == SEED_EXPECTED["kms_states"]
+    # what each count lets the host activate, apart from its health
+    assert dict(frame["serves"].dropna()) == {"KMS01": "all", "KMS02": "servers", "KMS03": "none", "KMS04": "all"}
     assert frame.loc["KMS02", "clients"] == 4 and frame.loc["KMS02", "failing_clients"] == 4
     assert frame.loc["KMS01", "failing_clients"] == 9  # 0xC004F074, 0xC004F06C and the renewals failing
+    assert frame.loc["KMS01", "failing_here"] == 7  # the clock-skewed 0xC004F06C clients are not its fault
 
 
 def test_kms_names_resolve_to_hosts_and_history(seeded: Engine) -> None:

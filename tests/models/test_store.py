@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, event, func, select
 
-from models import runs, store
+from models import maintenance, runs, store
 from models.db import make_engine, upgrade
 from models.enums import ActivationType, FailureClass, LicenseStatus, ProductType, RunStatus, Severity
 from models.records import Finding, HostFailure, HostIdentity, HostObservation, KmsHostCounters, ProductState
@@ -183,7 +183,9 @@ def test_run_lifecycle_and_abandoned_runs(engine: Engine) -> None:
         runs.finish_run(conn, done, finished_at=T0 + timedelta(seconds=9), status=RunStatus.COMPLETE)
         runs.start_run(conn, collector="c1", shard=None, hosts_total=1, started_at=T0, pid=222)
         runs.start_run(conn, collector="c2", shard=None, hosts_total=1, started_at=T0, pid=333)
-        assert runs.mark_abandoned_runs(conn, collector="c1", alive_pids=[], now=T0) == 1
+        running = runs.running_runs(conn, collector="c1")
+        assert list(running.values()) == [222]
+        assert runs.mark_incomplete(conn, running, now=T0) == 1
     with engine.connect() as conn:
         statuses = conn.execute(select(PollRun.collector, PollRun.status).order_by(PollRun.id)).all()
     assert [tuple(s) for s in statuses] == [("c1", "complete"), ("c1", "incomplete"), ("c2", "running")]
@@ -233,9 +235,9 @@ def test_shards_finishing_together_both_write_their_rollup(pg_url: str) -> None:
         store.write_results(conn, None, [observation()])
     first, second = engine.connect(), engine.connect()
     first.begin()
-    store.refresh_rollup(first, T0.date())
+    maintenance.refresh_rollup(first, T0.date())
     second.begin()
-    worker = threading.Thread(target=store.refresh_rollup, args=(second, T0.date()))
+    worker = threading.Thread(target=maintenance.refresh_rollup, args=(second, T0.date()))
     worker.start()
     worker.join(timeout=1)
     assert worker.is_alive(), "the second shard waits for the first"

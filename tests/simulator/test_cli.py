@@ -29,7 +29,7 @@ SERVE_FLAGS = (
     "--https", "--latency-ms", "--address-base", "--port", "--https-port", "--kms-port", "--dns-port", "--basic",
     "--allow-unencrypted", "--keytab", "--names", "--spns", "--transport",
 )  # fmt: skip
-GENERATE_FLAGS = ("--hosts", "--seed", "--out")
+GENERATE_FLAGS = ("--hosts", "--seed", "--out", "--fault-share", "--hostile-share")
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -12,21 +12,51 @@ from ui import charts
 def kms_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "host": ["10.0.0.1", "10.0.0.2", "<b>x</b>"],
-            "computer_name": ["KMS01", None, "EVIL"],
-            "current_count": [30, 12, 3],
+            "host": ["10.0.0.1", "10.0.0.2", "<b>x</b>", "10.0.0.9"],
+            "computer_name": ["KMS01", None, "EVIL", None],
+            "current_count": pd.array([30, 12, 3, None], dtype="Int64"),
+            "state": ["healthy", "clients_failing", "below_threshold", "unreachable"],
+            "reasons": [
+                "",
+                "2 of 4 clients fail with 0xC004F038; count 12: servers only",
+                "<i>count 3</i>",
+                "never read",
+            ],
         }
     )
 
 
+WORDS = ["healthy", "clients failing", "below threshold", "unreachable"]
+
+
 def test_kms_counts_draws_the_5_and_25_thresholds_on_a_0_to_50_axis():
-    fig = charts.kms_counts(kms_frame(), ["servers and clients", "servers only", "serves neither"])
+    fig = charts.kms_counts(kms_frame(), WORDS)
     assert sorted(shape.x0 for shape in fig.layout.shapes) == [5, 25]
     assert list(fig.layout.xaxis.range) == [0, 50]
-    bars = fig.data[0]
-    assert list(bars.x) == [3, 12, 30]  # fewest first, so the most urgent sits at the bottom edge
-    assert bars.text[0] == "3 · serves neither"
-    assert list(bars.marker.color) == [charts.VERMILION, charts.ORANGE, charts.GREEN]
+
+
+def test_kms_bars_take_the_colour_and_words_of_their_health_state_worst_at_the_bottom():
+    bars = charts.kms_counts(kms_frame(), WORDS).data[0]
+    assert list(bars.y) == ["10.0.0.9", "10.0.0.2", "EVIL (&lt;b&gt;x&lt;/b&gt;)", "KMS01 (10.0.0.1)"]
+    assert list(bars.text) == ["— · unreachable", "12 · clients failing", "3 · below threshold", "30 · healthy"]
+    assert list(bars.marker.color) == [charts.GREY, charts.ORANGE, charts.YELLOW, charts.GREEN]
+    assert list(bars.x) == [0, 12, 3, 30]  # a host never read has no count, so no bar
+
+
+def test_every_kms_state_has_its_own_palette_colour():
+    from knowledge.kms_health import KmsHealth
+
+    assert set(charts.KMS_STATE_COLOURS) == set(KmsHealth)
+    assert len(set(charts.KMS_STATE_COLOURS.values())) == len(KmsHealth)
+    assert set(charts.KMS_STATE_COLOURS.values()) <= set(charts.PALETTE)
+
+
+def test_kms_hover_lists_the_reasons_escaped():
+    bars = charts.kms_counts(kms_frame(), WORDS).data[0]
+    hover = dict(zip(bars.y, (data[1] for data in bars.customdata), strict=True))
+    assert hover["10.0.0.2"] == "<br>2 of 4 clients fail with 0xC004F038<br>count 12: servers only"
+    assert hover["EVIL (&lt;b&gt;x&lt;/b&gt;)"] == "<br>&lt;i&gt;count 3&lt;/i&gt;"
+    assert hover["KMS01 (10.0.0.1)"] == ""
 
 
 def test_host_supplied_names_are_escaped_for_plotly():

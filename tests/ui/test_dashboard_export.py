@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
+from knowledge import lookup
 from models import export
 from models.db import make_engine
 from models.filters import HostFilter
@@ -69,3 +71,20 @@ def test_csv_neutralises_formulas_in_host_supplied_text(seeded_db_url, deferred_
 
 def _activated(h: SeedHost) -> bool:
     return h.license_status == "Licensed" and h.failure is None
+
+
+def test_csv_from_the_chinese_page_has_chinese_titles_under_the_same_columns(seeded_db_url, deferred_downloads):
+    assert not open_page("ui/pages/hosts.py", code="0xC004F038").exception
+    english = deferred_downloads["unactivated-hosts.csv"]()
+    assert not open_page("ui/pages/hosts.py", code="0xC004F038", lang="zh-TW").exception
+    chinese = deferred_downloads["unactivated-hosts.csv"]()
+    assert isinstance(english, bytes) and isinstance(chinese, bytes)
+    header = english.decode("utf-8-sig").splitlines()[0]
+    assert chinese.decode("utf-8-sig").splitlines()[0] == header
+    assert header.split(",") == [f'"{column}"' for column in export.EXPORT_COLUMNS]
+    en_rows, zh_rows = rows(english), rows(chinese)
+    assert [r["host"] for r in zh_rows] == [r["host"] for r in en_rows] and zh_rows
+    assert {r["error_code"] for r in zh_rows} == {"0xC004F038"}
+    assert {r["error_title"] for r in zh_rows} == {lookup("0xC004F038", "zh-TW").title}
+    assert {r["error_title"] for r in en_rows} == {lookup("0xC004F038", "en").title}
+    assert all(re.search(r"[\u4e00-\u9fff]", r["error_title"]) for r in zh_rows)

@@ -25,7 +25,6 @@ entry = kb.entry_block(code, lang)
 if not entry.known:
     st.warning(t("Unknown code {code}: it is not in the knowledge base.").format(code=code))
 hosts_now = counts.get(code, 0)
-st.metric(t("Hosts with this code now: {n}").format(n=hosts_now), hosts_now, label_visibility="collapsed")
 st.page_link(
     links.HOSTS.path,
     label=t("Hosts with this code now: {n}").format(n=hosts_now) + " · " + t("List these hosts"),

@@ -41,8 +41,10 @@ else:
     titles = kb.titles(history["error_code"], lang)
     st.plotly_chart(charts.status_timeline(history, titles, t), key="timeline_chart")
     st.dataframe(detail.history_frame(history), hide_index=True, key="history_table")
-st.subheader(t("Resolution steps"))
-for code in detail.codes_to_fix(found):
+fixes = detail.codes_to_fix(found)
+if fixes:
+    st.subheader(t("How to fix"))
+for code in fixes:
     kb.entry_block(code, lang, compact=True, activation_type=found.row.activation_type)
     st.page_link(
         links.ERROR_CODES.path, label=t("Open the knowledge-base entry"), query_params={"code": code, "lang": lang}

@@ -35,11 +35,11 @@ total = data.host_count(src, flt)
 page = views.pager(total, PAGE_SIZE, flt)
 filters.write_query_params(flt, {filters.PAGE_KEY: str(page)} if page > 1 else None)
 
-top = st.columns([4, 2, 1])
-top[0].text(flt.describe(total, lang))
-top[1].download_button(
+st.text(flt.describe(total, lang))
+actions = st.container(horizontal=True)
+actions.download_button(
     t("Download CSV of unactivated hosts"),
-    data=functools.partial(data.export_csv, src.db_url, dataclasses.replace(flt, unactivated_only=True)),
+    data=functools.partial(data.export_csv, src.db_url, dataclasses.replace(flt, unactivated_only=True), lang),
     file_name="unactivated-hosts.csv",
     mime="text/csv",
     on_click="ignore",
@@ -47,7 +47,8 @@ top[1].download_button(
     help=t("The CSV lists the unactivated hosts that match these filters."),
     icon=":material/download:",
 )
-top[2].button(t("Clear filters"), key="clear_filters", on_click=filters.clear_filters)
+actions.button(t("Clear filters"), key="clear_filters", on_click=filters.clear_filters)
+st.caption(t("UNACTIVATED_HELP"))
 
 
 @st.fragment(run_every=settings.refresh_s)
