@@ -101,6 +101,38 @@ class Settings(BaseSettings):
     )
     collector_name: str | None = Field(None, description="Name recorded on poll runs; defaults to the host name.")
 
+    # Alerts (models.alerts, collectors.alerting). Notification URLs hold tokens: keep them in the secrets file.
+    notify_urls: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), repr=False, description="apprise URLs alerts are sent to, separated by spaces or new lines."
+    )
+    kms_client_threshold: int = Field(
+        25, ge=1, le=1000, description="A KMS host activates Windows clients from this many requesters."
+    )
+    kms_server_threshold: int = Field(
+        5, ge=1, le=1000, description="A KMS host activates Windows Server from this many requesters."
+    )
+    alert_storm_hosts: int = Field(
+        20, ge=2, le=1_000_000, description="Hosts newly failing in one evaluation that make one summary message."
+    )
+    alert_repeat_hours: float = Field(
+        24.0, gt=0, le=24 * 366, description="A firing alert not acknowledged is announced again after this long."
+    )
+    alert_spike_factor: float = Field(
+        3.0, gt=1, le=1000, description="An error code spikes at this many times its 7-day daily average."
+    )
+    alert_spike_min_hosts: int = Field(
+        10, ge=1, le=1_000_000, description="Fewest hosts with one error code that can count as a spike."
+    )
+    alert_quiet_factor: float = Field(
+        2.0, ge=1, le=100, description="A collector is quiet after this many poll intervals with no complete run."
+    )
+    notify_retries: int = Field(3, ge=1, le=10, description="Tries per notification target before it is logged failed.")
+    # Job queue (collectors.queue): batches of hosts for `collectors worker` on PostgreSQL.
+    queue_batch_size: int = Field(200, ge=1, le=5000, description="Hosts per queued batch job.")
+    queue_stall_s: float = Field(
+        300.0, ge=10, le=DAY_S, description="A batch whose worker sent no heartbeat this long is retried elsewhere."
+    )
+
     @field_validator("db_url")
     @classmethod
     def _check_db_url(cls, value: str) -> str:
@@ -120,6 +152,18 @@ class Settings(BaseSettings):
         if not isinstance(entries, list | tuple):
             raise ValueError("expected addresses or CIDR networks, e.g. 10.0.0.5, 10.1.0.0/16")
         return tuple(str(ipaddress.ip_network(str(entry).strip(), strict=False)) for entry in entries)
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _split_notify_urls(cls, value: object) -> object:
+        entries = value.split() if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            raise ValueError("expected apprise URLs separated by spaces, e.g. json://host/path mailto://...")
+        for entry in entries:
+            text = entry.get_secret_value() if isinstance(entry, SecretStr) else str(entry)
+            if "://" not in text:
+                raise ValueError("every notification target is a URL with a scheme, e.g. json://host/path")
+        return tuple(entries)
 
     @field_validator("data_dir", "inventory_path", "ca_bundle", "secrets_file", "spool_dir", mode="before")
     @classmethod

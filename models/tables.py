@@ -204,3 +204,50 @@ class SigninFailure(Base):
     first_failure_at: Mapped[datetime]
     last_failure_at: Mapped[datetime] = mapped_column(index=True)
     locked_until: Mapped[datetime | None]
+
+
+class Alert(Base):
+    """One episode of an alert rule firing for one subject: from first seen until resolved (``models.alerts``).
+
+    ``open_key`` is ``rule:subject_key`` while the episode fires and ``NULL`` once it is resolved; being unique,
+    it lets no two evaluators (or two runs) open the same alert twice. A resolved episode stays as history.
+    ``facts`` holds what the rule found (counts, codes, names), from which messages are written in either
+    language; nothing in it is a secret.
+    """
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(48), index=True)
+    subject_key: Mapped[str] = mapped_column(String(255))
+    open_key: Mapped[str | None] = mapped_column(String(320), unique=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)  # firing, resolved
+    subject: Mapped[str] = mapped_column(Text)  # what it is about, as shown: a host, a domain, a code
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    first_seen: Mapped[datetime] = mapped_column(index=True)
+    last_seen: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    last_notified_at: Mapped[datetime | None]
+    notified_state: Mapped[str | None] = mapped_column(String(16))  # the state the last message announced
+    acked_at: Mapped[datetime | None]
+    acked_by: Mapped[str | None] = mapped_column(Text)
+    ack_comment: Mapped[str | None] = mapped_column(Text)
+    silenced_until: Mapped[datetime | None]
+    silenced_by: Mapped[str | None] = mapped_column(Text)
+    silence_comment: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertNotification(Base):
+    """One message sent (or tried) to one notification target: what, where (scheme and host only), how it went."""
+
+    __tablename__ = "alert_notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # firing, repeat, resolved, storm
+    target: Mapped[str] = mapped_column(Text)  # the URL with every secret part removed
+    sent_at: Mapped[datetime] = mapped_column(index=True)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)

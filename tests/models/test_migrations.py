@@ -19,7 +19,7 @@ from models.db import alembic_config, make_engine, open_database, upgrade
 from models.tables import Host
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAD = "0006"
+HEAD = "0007"
 
 
 def _upgrade_in_child(url: str) -> str:
@@ -42,6 +42,9 @@ TABLES = {
     "daily_rollups",
     "poll_runs",
     "applied_batches",
+    "signin_failures",
+    "alerts",
+    "alert_notifications",
     "alembic_version",
 }
 
