@@ -16,7 +16,7 @@ from typing import Literal
 import streamlit as st
 
 from config.settings import ConfigError, load_settings
-from ui import auth, links
+from ui import alert_tables, auth, links
 from ui.i18n import t
 
 # A file of our own: a Material icon name would make every browser fetch it from a public font host.
@@ -44,6 +44,7 @@ def main() -> None:
         st.stop()
     try:
         empty = data.fleet_is_empty(context.source())
+        firing = 0 if empty else data.firing_count(context.source())
     except Exception as exc:
         st.error(t("The database cannot be read: {reason}").format(reason=context.one_line(exc)))
         st.stop()
@@ -52,6 +53,7 @@ def main() -> None:
             page(links.OVERVIEW, "Overview", ":material/dashboard:"),
             page(links.HOSTS, "Hosts", ":material/computer:"),
             page(links.KMS_HOSTS, "KMS hosts", ":material/dns:"),
+            alert_tables.nav_page(firing),
             page(links.HOST_DETAIL, "Host detail", hidden=True),
             page(links.FIRST_RUN, "First run", hidden=True),
         ],

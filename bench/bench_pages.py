@@ -44,6 +44,7 @@ PAGES = {
     "kms_hosts": ("KMS hosts", "stPlotlyChart"),
     "error_codes": ("Error codes", "stHeading"),
     "poll_runs": ("Poll runs", "stPlotlyChart"),
+    "alerts": ("Alerts", "stHeading"),
 }
 IDLE = '() => !document.querySelector(\'[data-testid="stStatusWidget"] [data-testid="stSpinner"]\')'
 

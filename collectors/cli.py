@@ -25,8 +25,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from collectors.cli_alerts import alerts_after_poll, alerts_app
 from collectors.cli_base import EXIT_CONFIG, EXIT_DATABASE, EXIT_INCOMPLETE, EXIT_OK, CliError, fail, settings_from
 from collectors.cli_export import export
+from collectors.cli_metrics import metrics
+from collectors.cli_queue import register as register_queue_commands
 from collectors.credentials import Credential, CredentialError, load_credentials, log_to_stderr, read_secrets_file
 from collectors.errors import EXPLANATION, InventoryError, SpoolError
 from collectors.inventory import Inventory, load_inventory, parse_shard, select_shard
@@ -47,6 +50,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(name="export")(export)
+app.command(name="metrics")(metrics)
+app.add_typer(alerts_app, name="alerts")
+register_queue_commands(app)
 log = logging.getLogger("collectors")
 
 
@@ -76,6 +82,7 @@ def poll(
             while True:
                 summary = _run_once(settings, targets, credentials, shard, processes, stop)
                 _report(summary, json_output)
+                alerts_after_poll(settings)
                 code = EXIT_OK if summary.status.value == "complete" else EXIT_INCOMPLETE
                 if watch is None or stop.is_set() or stop.wait(watch):
                     break

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-import stat
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
+
+from config import secrets as secrets_file
 
 ENV_PREFIX = "ACTIVATION_CRED_"
 MASK = "[secure]"
@@ -120,29 +121,11 @@ def missing_reason(name: str) -> str:
 
 
 def read_secrets_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` pairs of a secrets file; a missing file is empty, a shared one is refused."""
+    """``KEY=value`` pairs of a secrets file (``config.secrets``); a shared one raises ``CredentialError``."""
     try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return {}
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise CredentialError(f"secrets file {path} is readable by others; run: chmod 600 {path}")
-    return dict(_pairs(path.read_text(encoding="utf-8").splitlines()))
-
-
-def _pairs(lines: Iterable[str]) -> Iterable[tuple[str, str]]:
-    for line in lines:
-        text = line.strip()
-        if not text or text.startswith("#") or "=" not in text:
-            continue
-        key, _, value = text.removeprefix("export ").partition("=")
-        yield key.strip(), _unquote(value.strip())
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+        return secrets_file.read_secrets_file(path)
+    except secrets_file.SecretsFileError as exc:
+        raise CredentialError(str(exc)) from None
 
 
 def redact(text: str, credentials: Iterable[Credential]) -> str:

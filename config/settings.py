@@ -106,10 +106,16 @@ class Settings(BaseSettings):
         (), repr=False, description="apprise URLs alerts are sent to, separated by spaces or new lines."
     )
     kms_client_threshold: int = Field(
-        25, ge=1, le=1000, description="A KMS host activates Windows clients from this many requesters."
+        25,
+        ge=1,
+        le=1000,
+        description="Alert when a KMS host for Windows clients counts fewer (Windows needs 25; higher warns earlier).",
     )
     kms_server_threshold: int = Field(
-        5, ge=1, le=1000, description="A KMS host activates Windows Server from this many requesters."
+        5,
+        ge=1,
+        le=1000,
+        description="Alert when a KMS host for Windows Server counts fewer (Windows needs 5; higher warns earlier).",
     )
     alert_storm_hosts: int = Field(
         20, ge=2, le=1_000_000, description="Hosts newly failing in one evaluation that make one summary message."
@@ -124,7 +130,7 @@ class Settings(BaseSettings):
         10, ge=1, le=1_000_000, description="Fewest hosts with one error code that can count as a spike."
     )
     alert_quiet_factor: float = Field(
-        2.0, ge=1, le=100, description="A collector is quiet after this many poll intervals with no complete run."
+        2.0, ge=1, le=100, description="A collector is quiet after this many of its intervals with no complete run."
     )
     notify_retries: int = Field(3, ge=1, le=10, description="Tries per notification target before it is logged failed.")
     # Job queue (collectors.queue): batches of hosts for `collectors worker` on PostgreSQL.

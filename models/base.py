@@ -6,6 +6,7 @@ naive UTC there and re-attaches UTC on the way out; PostgreSQL gets ``timestamp 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,3 +48,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 - SQLAlchemy reads this class attribute
+
+
+QUEUE_OBJECT_PREFIX = "procrastinate_"  # the job queue's own tables (collectors.queue), migrated by procrastinate
+
+
+def include_name(name: str | None, type_: str, _parents: Mapping[Any, str | None]) -> bool:
+    """Alembic's filter: the job queue's own tables are not ours to compare or migrate."""
+    return not (type_ == "table" and name is not None and name.startswith(QUEUE_OBJECT_PREFIX))

@@ -92,6 +92,25 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+class SchemaOutOfDate(Exception):
+    """The database's schema is not the newest; a reader that must not migrate says so instead."""
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise ``SchemaOutOfDate`` unless the database is at the newest migration; never changes it."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current or 'none'}, this version needs {head}: "
+            "start a collector or the dashboard once, or run `alembic upgrade head`"
+        )
+
+
 def open_database(url: str) -> Engine:
     """An engine on an up-to-date database."""
     engine = make_engine(url)

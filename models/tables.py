@@ -216,6 +216,8 @@ class Alert(Base):
     """
 
     __tablename__ = "alerts"
+    # finds the episodes whose end is still to be announced (resolved, firing announced)
+    __table_args__ = (Index("ix_alerts_state_notified_state", "state", "notified_state"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule: Mapped[str] = mapped_column(String(48), index=True)
@@ -230,6 +232,9 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None]
     last_notified_at: Mapped[datetime | None]
     notified_state: Mapped[str | None] = mapped_column(String(16))  # the state the last message announced
+    notified_severity: Mapped[str | None] = mapped_column(String(16))  # the severity the last message announced
+    # A message some targets missed: {"kind": ..., "targets": [...]} as JSON text, the targets still owed it.
+    owed: Mapped[str | None] = mapped_column(Text, index=True)
     acked_at: Mapped[datetime | None]
     acked_by: Mapped[str | None] = mapped_column(Text)
     ack_comment: Mapped[str | None] = mapped_column(Text)
@@ -251,3 +256,66 @@ class AlertNotification(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class QueueRun(Base):
+    """A poll run enqueued on the job queue (``collectors.queue``): its schedule slot, batch count and deadline.
+
+    ``run_key`` names the schedule slot; being unique, it lets no two schedulers enqueue the same run.
+    """
+
+    __tablename__ = "queue_runs"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("poll_runs.id", ondelete="CASCADE"), primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(64), unique=True)
+    slot_at: Mapped[datetime]
+    every_s: Mapped[int] = mapped_column(Integer)
+    batches: Mapped[int] = mapped_column(Integer)
+    deadline_at: Mapped[datetime] = mapped_column(index=True)
+    scheduler: Mapped[str] = mapped_column(Text)
+
+
+class PollBatch(Base):
+    """One batch of a queued run: its queue (one per site), its hosts, the worker that polled it, how it went.
+
+    ``batch_key`` is the id its results are written under (``applied_batches``), whichever attempt writes them.
+    """
+
+    __tablename__ = "poll_batches"
+    __table_args__ = (UniqueConstraint("run_id", "batch_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("poll_runs.id", ondelete="CASCADE"))
+    batch_no: Mapped[int] = mapped_column(Integer)
+    batch_key: Mapped[str] = mapped_column(String(64), unique=True)
+    queue: Mapped[str] = mapped_column(String(64), index=True)
+    site: Mapped[str | None] = mapped_column(Text)
+    hosts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued, running, done, incomplete, failed
+    worker: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed_dns: Mapped[int] = mapped_column(Integer, default=0)
+    failed_refused: Mapped[int] = mapped_column(Integer, default=0)
+    failed_timeout: Mapped[int] = mapped_column(Integer, default=0)
+    failed_auth: Mapped[int] = mapped_column(Integer, default=0)
+    failed_tls: Mapped[int] = mapped_column(Integer, default=0)
+    failed_protocol: Mapped[int] = mapped_column(Integer, default=0)
+    set_aside: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class QueueWorker(Base):
+    """A queue worker process: the queues it serves and when it last said it was alive."""
+
+    __tablename__ = "queue_workers"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    queues: Mapped[str] = mapped_column(Text)  # comma-separated, or * for every queue
+    concurrency: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    last_heartbeat: Mapped[datetime] = mapped_column(index=True)
+    stopped_at: Mapped[datetime | None]
+    batches_done: Mapped[int] = mapped_column(Integer, default=0)
+    hosts_polled: Mapped[int] = mapped_column(Integer, default=0)

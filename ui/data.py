@@ -18,7 +18,7 @@ from typing import Any, Concatenate, NamedTuple, ParamSpec, TypeVar
 import pandas as pd
 import streamlit as st
 
-from models import db, export, kms, queries, runs
+from models import alerts, batches, db, export, kms, queries, runs
 from models.filters import HostFilter
 
 # Entries from earlier refresh periods are unreachable; this bound only frees their memory.
@@ -80,12 +80,25 @@ host_history = _on_source(queries.host_history)
 code_counts = _on_source(queries.code_counts)
 filter_options = _on_source(queries.filter_options)
 poll_runs = _on_source(runs.poll_runs)
+has_queue_data = _on_source(batches.has_queue_data)
+queue_depth = _on_source(batches.queue_depth)
+queued_runs = _on_source(batches.queued_runs)
+hosts_per_worker = _on_source(batches.hosts_per_worker)
+firing_alerts = _on_source(alerts.list_alerts)  # with state="firing"
+resolved_alerts = _on_source(alerts.resolved_alerts)
+firing_count = _on_source(alerts.firing_count)
+recent_notifications = _on_source(alerts.recent_notifications)
 
 
 # Adapters for the rest: the pages pass these arguments positionally, or a number of hours for a moment.
 @_on_source
 def fleet_summary(conn: Any, stale_hours: float) -> queries.FleetSummary:
     return queries.fleet_summary(conn, now=datetime.now(UTC), stale_after=timedelta(hours=stale_hours))
+
+
+@_on_source
+def queue_workers(conn: Any, stall_s: float) -> pd.DataFrame:
+    return batches.queue_workers(conn, now=datetime.now(UTC), stall_s=stall_s)
 
 
 @_on_source
@@ -108,3 +121,20 @@ def export_csv(db_url: str, flt: HostFilter, lang: str = "en") -> bytes:
     cached)."""
     with engine(db_url).connect() as conn:
         return export.csv_bytes(conn, flt, lang=lang)
+
+
+# Writes: alert acknowledgements and silences, then every cached read is forgotten so each page shows them at once.
+def acknowledge_alert(db_url: str, alert_id: int, *, by: str, comment: str) -> alerts.AlertView | None:
+    """Acknowledge a firing alert now; ``None`` when it no longer fires."""
+    with engine(db_url).begin() as conn:
+        done = alerts.acknowledge(conn, alert_id, by=by, comment=comment, now=datetime.now(UTC))
+    clear()
+    return done
+
+
+def silence_alert(db_url: str, alert_id: int, *, until: datetime, by: str, comment: str) -> alerts.AlertView | None:
+    """Silence an alert until ``until`` (which must lie ahead); ``None`` when there is no such alert."""
+    with engine(db_url).begin() as conn:
+        done = alerts.silence(conn, alert_id, until=until, by=by, comment=comment, now=datetime.now(UTC))
+    clear()
+    return done

@@ -219,6 +219,43 @@ ZH_TW: Mapping[str, str] = {
     # poll runs
     "No poll run recorded yet.": "尚無輪詢紀錄。",
     "Hosts read and failed per run": "每次輪詢的成功與失敗主機數",
+    # the job queue, on the poll runs page
+    "Job queue": "工作佇列",
+    "QUEUE_HELP": (
+        "由 `python -m collectors schedule` 排入佇列、`python -m collectors worker` 分批輪詢的輪詢："
+        "每個站台一個佇列，每批主機由一個工作程序處理。"
+    ),
+    "Workers": "工作程序",
+    "No worker has started yet.": "尚無工作程序啟動。",
+    "worker": "工作程序",
+    "queues": "佇列",
+    "concurrency": "同時輪詢數",
+    "seconds since heartbeat": "距上次心跳（秒）",
+    "last heartbeat": "上次心跳",
+    "stopped": "已停止",
+    "batches done": "完成批次",
+    "hosts polled": "已輪詢主機",
+    "alive": "運作中",
+    "silent": "無回應",
+    "WORKER_STATE_HELP": (
+        "運作中：按時送出心跳；無回應：超過停滯逾時仍未送出心跳（已被終止或與資料庫斷線），"
+        "其批次會交由其他工作程序處理；已停止：已正常結束。"
+    ),
+    "Queue depth per site": "各站台佇列深度",
+    "No batch is waiting in the queue.": "佇列中沒有等待的批次。",
+    "queue": "佇列",
+    "waiting": "等待中",
+    "being polled": "輪詢中",
+    "Batches of recent queued runs": "近期佇列輪詢的批次",
+    "deadline": "截止時間",
+    "progress": "進度",
+    "batches": "批次",
+    "hosts done": "已完成主機",
+    "workers": "工作程序數",
+    "queued": "排隊中",
+    "done": "已完成",
+    "failed": "失敗",
+    "Hosts per worker": "各工作程序輪詢的主機",
     # first run
     "Welcome to Activation Monitor": "歡迎使用啟用狀態監控",
     "The database is empty: no host has been polled yet.": "資料庫是空的：尚未輪詢任何主機。",
@@ -285,10 +322,77 @@ ZH_TW: Mapping[str, str] = {
     "KMS host for": "KMS 主機服務對象",
     "KMS_CAP_HELP": "KMS 主機只記得最近 50 台電腦（只有伺服器時為 10 台），計數不會超過此上限。",
     "Open the KMS host": "開啟 KMS 主機",
+    # alerts page
+    "Alerts": "警示",
+    "ALERTS_HELP": (
+        "警示由 `python -m collectors alerts check` 依規則評估（主機啟用失敗、KMS 主機未達門檻、錯誤碼激增、"
+        "收集器未回報等）；此頁顯示目前觸發中的警示、已解除的紀錄與已送出的通知。"
+    ),
+    "Firing now": "目前觸發中",
+    "Nothing is firing.": "目前沒有觸發中的警示。",
+    "The {n} most severe and newest are listed.": "僅列出最嚴重且最新的 {n} 筆。",
+    "History": "歷史紀錄",
+    "No alert has resolved yet.": "尚無已解除的警示。",
+    "Messages sent": "已送出的通知",
+    "No message has been sent yet.": "尚未送出任何通知。",
+    "firing": "觸發",
+    "repeat": "重複通知",
+    "escalated": "嚴重程度升高",
+    "resolved": "已解除",
+    "storm": "大量彙總",
+    "alert": "警示",
+    "subject": "對象",
+    "since (UTC)": "開始 (UTC)",
+    "resolved (UTC)": "解除 (UTC)",
+    "last seen firing (UTC)": "最後偵測到 (UTC)",
+    "acknowledged": "已確認",
+    "silenced until {time}": "靜音至 {time}",
+    "facts": "事實",
+    "acknowledged (by, UTC)": "確認（人員、UTC 時間）",
+    "comment": "備註",
+    "silenced until (UTC)": "靜音至 (UTC)",
+    "silenced by": "靜音者",
+    "silence comment": "靜音備註",
+    "sent (UTC)": "送出 (UTC)",
+    "kind": "類型",
+    "target": "目標",
+    "delivered": "已送達",
+    "attempts": "嘗試次數",
+    "Acknowledge or silence": "確認或靜音",
+    "Alert": "警示",
+    "Acknowledge": "確認",
+    "Silence": "靜音",
+    "Comment": "備註",
+    "Silence for": "靜音時間",
+    "1 hour": "1 小時",
+    "4 hours": "4 小時",
+    "1 day": "1 天",
+    "1 week": "1 週",
+    "until the date and time below": "直到下方的日期與時間",
+    "Until (date)": "直到（日期）",
+    "Until (time, {zone})": "直到（時間，{zone}）",
+    "An acknowledged alert sends no more messages until it resolves.": "已確認的警示在解除前不再送出通知。",
+    "A silenced alert sends no messages until the silence ends, its resolution included.": (
+        "靜音中的警示在靜音結束前不送出任何通知，包括解除通知。"
+    ),
+    "Write a comment: it says why.": "請填寫備註，說明原因。",
+    "A silence must end in the future.": "靜音的結束時間必須在未來。",
+    "Alert #{id} acknowledged.": "警示 #{id} 已確認。",
+    "Alert #{id} silenced until {until} UTC.": "警示 #{id} 已靜音至 {until} UTC。",
+    "Alert #{id} no longer fires.": "警示 #{id} 已不再觸發。",
+    "Alert #{id} no longer exists.": "警示 #{id} 已不存在。",
+    "Sign-in is off: what you do here is recorded as “{who}”.": "未啟用登入：在此所做的操作會記錄為「{who}」。",
+    "Recorded as:": "記錄為：",
+    "dashboard (no sign-in)": "儀表板（未登入）",
+    "dashboard (password sign-in)": "儀表板（密碼登入）",
 }
 
 # English words for values stored as codes (the key is the English text everywhere else).
 EN: Mapping[str, str] = {
+    "QUEUE_HELP": "Runs enqueued by `python -m collectors schedule` and polled in batches by `python -m collectors "
+    "worker`: one queue per site, each batch of hosts taken by one worker.",
+    "WORKER_STATE_HELP": "alive: sends its heartbeat on time; silent: no heartbeat for longer than the stall timeout "
+    "(killed, or cut off from the database), its batches go to other workers; stopped: ended cleanly.",
     "UNACTIVATED_HELP": "Unactivated means every host whose Windows is not Licensed, and every host the last poll "
     "could not reach (its state may be out of date or was never read; the CSV's poll_error says unreachable). "
     "Licensed hosts whose renewals fail are added only with the at-risk switch.",
@@ -307,6 +411,9 @@ EN: Mapping[str, str] = {
     "client PCs.",
     "KMS_CLIENTS_HELP": "Clients that use this KMS host and fail with a code that involves the KMS host (such as "
     "0xC004F074, 0xC004F038, 0x800706BA) / all clients that use it.",
+    "ALERTS_HELP": "Alerts come from rules that `python -m collectors alerts check` evaluates (hosts failing to "
+    "activate, KMS hosts below their threshold, error code spikes, quiet collectors and more); this page shows what "
+    "fires now, what resolved and the messages sent.",
 }
 
 

@@ -25,6 +25,7 @@ HOSTS = PageRef("ui/pages/hosts.py", "hosts")
 HOST_DETAIL = PageRef("ui/pages/host_detail.py", "host")
 ERROR_CODES = PageRef("ui/pages/error_codes.py", hostfacts.KB_PAGE)
 POLL_RUNS = PageRef("ui/pages/poll_runs.py", "poll_runs")
+ALERTS = PageRef("ui/pages/alerts.py", "alerts")
 FIRST_RUN = PageRef("ui/pages/first_run.py", "first_run")
 
 CODE_PATTERN = re.compile(r"^0x[0-9A-F]{8}$")
@@ -44,6 +45,11 @@ def article_url(code: object, lang: str) -> str | None:
     """Microsoft's article on ``code`` (the CSV's ``resolution_url``), or ``None`` without a well-formed code."""
     fix = hostfacts.resolution(code, lang) if isinstance(code, str) and CODE_PATTERN.match(code) else None
     return fix.article_url if fix else None
+
+
+def page_url(page: PageRef, lang: str) -> str:
+    """A page with no filter, in ``lang``."""
+    return _url(page, {"lang": lang})
 
 
 def host_url(host: str, lang: str) -> str:

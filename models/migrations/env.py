@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from models import tables  # noqa: F401 - registers the tables on Base.metadata
-from models.base import Base
+from models.base import Base, include_name
 
 config = context.config
 
@@ -17,6 +17,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # the job queue's procrastinate_* tables are its own
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,7 +1,8 @@
 """Alert state: one row per episode of a rule firing for a subject, and a log of the messages sent.
 
 ``alerts.open_key`` is unique and set only while an episode fires, so an alert is never opened twice;
-resolved episodes stay as history. ``alert_notifications`` records every message tried, with its outcome.
+resolved episodes stay as history. ``owed`` names the targets a message missed, to be tried again.
+``alert_notifications`` records every message tried, with its outcome.
 
 Revision ID: 0007
 Revises: 0006
@@ -35,6 +36,8 @@ def upgrade() -> None:
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_notified_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notified_state", sa.String(length=16), nullable=True),
+        sa.Column("notified_severity", sa.String(length=16), nullable=True),
+        sa.Column("owed", sa.Text(), nullable=True),
         sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("acked_by", sa.Text(), nullable=True),
         sa.Column("ack_comment", sa.Text(), nullable=True),
@@ -48,6 +51,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_alerts_rule"), ["rule"], unique=False)
         batch_op.create_index(batch_op.f("ix_alerts_state"), ["state"], unique=False)
         batch_op.create_index(batch_op.f("ix_alerts_first_seen"), ["first_seen"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alerts_owed"), ["owed"], unique=False)
+        batch_op.create_index("ix_alerts_state_notified_state", ["state", "notified_state"], unique=False)
     op.create_table(
         "alert_notifications",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -77,6 +82,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_alert_notifications_alert_id"))
     op.drop_table("alert_notifications")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_alerts_state_notified_state")
+        batch_op.drop_index(batch_op.f("ix_alerts_owed"))
         batch_op.drop_index(batch_op.f("ix_alerts_first_seen"))
         batch_op.drop_index(batch_op.f("ix_alerts_state"))
         batch_op.drop_index(batch_op.f("ix_alerts_rule"))
