@@ -27,7 +27,8 @@ def fleet_context(fleet: FleetHandle, *, ca: Path | None = None, password: str |
     ca_path = ca or fleet.ca_path
     return PollContext(
         credentials={"default": credential},
-        probes=Probes.for_settings(fleet.dns_server, connect_timeout_s=1.0),
+        # 2 s: the suite runs in two processes on two cores, so a busy simulator may take a moment to accept
+        probes=Probes.for_settings(fleet.dns_server, connect_timeout_s=2.0),
         options=WsmanOptions(
             connect_timeout_s=3.0, read_timeout_s=HOST_TIMEOUT_S, ca_bundle=str(ca_path) if ca_path else None
         ),

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text
 
+from collectors.probes import Probes
 from collectors.run import RunOptions, run_poll
 from collectors.spool import Spool
 from models import db
@@ -35,7 +36,9 @@ def test_every_host_of_a_rough_fleet_is_recorded_once_and_right(rough_fleet, db_
     targets = targets_of(rough_fleet)
     # a deadline that a slow (latency) host meets while 2,000 hosts share two cores; silent hosts run it out
     base = fleet_context(rough_fleet)
-    ctx = replace(base, host_timeout_s=15.0, options=replace(base.options, read_timeout_s=15.0))
+    # and a KMS port check that the busy simulator answers in time (the product's default connect timeout, 5 s)
+    probes = Probes.for_settings(rough_fleet.dns_server, connect_timeout_s=5.0)
+    ctx = replace(base, host_timeout_s=15.0, probes=probes, options=replace(base.options, read_timeout_s=15.0))
     summary = run_poll(
         targets, ctx, database_url=db_url, spool=spool,
         options=RunOptions(concurrency=128, processes=1),
