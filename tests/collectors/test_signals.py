@@ -14,6 +14,7 @@ import time
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from models import db
 from simulator.testing import running_fleet
@@ -53,6 +54,23 @@ def stored_runs(url: str) -> list[tuple[str, object, int]]:
     return [tuple(r) for r in rows]
 
 
+def wait_until_some_hosts_are_stored(url: str, limit_s: float = 90.0) -> None:
+    """Until the run has written its first results (however busy the machine), then a moment more."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        engine = db.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                if conn.execute(text("SELECT count(*) FROM hosts WHERE last_success_at IS NOT NULL")).scalar():
+                    return
+        except SQLAlchemyError:
+            pass  # the database or its tables are not there yet
+        finally:
+            engine.dispose()
+        time.sleep(0.3)
+    raise AssertionError(f"no host was stored within {limit_s:g}s")
+
+
 @pytest.mark.parametrize(
     ("signals", "extra"),
     [([signal.SIGTERM], ()), ([signal.SIGINT], ()), ([signal.SIGINT, signal.SIGINT], ()),
@@ -61,7 +79,7 @@ def stored_runs(url: str) -> list[tuple[str, object, int]]:
 )  # fmt: skip
 def test_a_stopped_run_is_recorded_incomplete_with_its_summary(slow_fleet, tmp_path, signals, extra):
     process, url = start(slow_fleet, tmp_path, *extra)
-    time.sleep(6)  # in the middle of the run
+    wait_until_some_hosts_are_stored(url)  # in the middle of the run
     for signum in signals:
         os.killpg(process.pid, signum)  # the whole group, as systemd and a terminal do
         time.sleep(0.3)
