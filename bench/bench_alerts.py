@@ -19,11 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, func, select, text
+from sqlalchemy import Engine, func, select
 
 from alerting import run_alerts
 from alerting.rules import CHECKS, RULES
-from bench.bench_queries import PG_URL, make_result
+from bench.bench_queries import make_result, pg_schema_url
 from config.settings import Settings, load_settings
 from models import maintenance, runs, store
 from models.alert_checks import Check, CheckParams
@@ -134,15 +134,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="am-bench-") as folder:
             bench(f"sqlite:///{folder}/bench.db", "SQLite", args.hosts, args.runs)
     if args.backend in ("postgresql", "both"):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            bench(f"{PG_URL}?options=-csearch_path%3D{schema}", "PostgreSQL", args.hosts, args.runs)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with pg_schema_url() as url:
+            bench(url, "PostgreSQL", args.hosts, args.runs)
 
 
 if __name__ == "__main__":

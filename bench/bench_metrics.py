@@ -13,14 +13,11 @@ import argparse
 import statistics
 import tempfile
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
-from bench.bench_queries import PG_URL, build
+from bench.bench_queries import build, pg_schema_url
 from models import store
 from models.db import make_engine, upgrade
 from models.records import HostIdentity
@@ -87,17 +84,9 @@ def main() -> None:
             print(f"SQLite: built {args.hosts} hosts in {fill(url, args.hosts, args.sites):.0f} s")
             measure(url, f"SQLite, {args.hosts} hosts", args.scrapes, args.concurrent, workdir)
         if args.backend in ("postgresql", "both"):
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(PG_URL)
-            with admin.begin() as conn:
-                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            try:
-                url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            with pg_schema_url() as url:
                 print(f"PostgreSQL: built {args.hosts} hosts in {fill(url, args.hosts, args.sites):.0f} s")
                 measure(url, f"PostgreSQL, {args.hosts} hosts", args.scrapes, args.concurrent, workdir)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ export. Run: ``python -m bench.bench_queries --hosts 100000 --days 90 --backend 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import random
@@ -16,7 +17,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,21 @@ def bench(url: str, label: str, hosts: int, days: int) -> None:
     engine.dispose()
 
 
+@contextlib.contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """A URL whose connections live in a fresh PostgreSQL schema of ``PG_URL``'s database, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hosts", type=int, default=100_000)
@@ -187,15 +203,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="am-bench-") as folder:
             bench(f"sqlite:///{folder}/bench.db", "SQLite", args.hosts, args.days)
     if args.backend in ("postgresql", "both"):
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            bench(f"{PG_URL}?options=-csearch_path%3D{schema}", "PostgreSQL", args.hosts, args.days)
-        finally:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        with pg_schema_url() as url:
+            bench(url, "PostgreSQL", args.hosts, args.days)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,9 +41,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 from sqlalchemy import table as sql_table  # noqa: E402
 
+from bench.bench_queries import pg_schema_url  # noqa: E402
 from collectors.inventory import Target  # noqa: E402
 from collectors.queue import ScheduleOptions, enqueue_run, make_app  # noqa: E402
 from models import batches, db, store  # noqa: E402
@@ -53,7 +53,6 @@ from models.enums import ActivationType, LicenseStatus, ProductType  # noqa: E40
 from models.records import HostIdentity, HostObservation, ProductState  # noqa: E402
 
 USER = "bench"
-PG_URL = os.environ.get("ACTIVATION_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -105,18 +104,9 @@ def healthy_inventory(sim: Simulator, workdir: Path) -> tuple[Path, int]:
 
 @contextlib.contextmanager
 def private_schema() -> Iterator[str]:
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with pg_schema_url() as url:
         db.open_database(url).dispose()
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def run_span(url: str) -> tuple[int, float]:
