@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,16 @@ def leaking_factory(target: Any, credential: Any, options: Any, deadline: Any) -
         raise OSError("inner cause mentions " + secret)
     except OSError as exc:
         raise RuntimeError("connect string user=reader;pwd=" + secret) from exc
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Copy one direction of a proxied TCP connection until either side closes, then shut both down."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (source, sink):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)

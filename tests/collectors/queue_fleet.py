@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from models import db
 from simulator.testing import FleetHandle
+from tests.collectors.helpers import pipe
 
 ROOT = Path(__file__).resolve().parents[2]
 STALL_S = 10  # the shortest stall timeout the settings accept
@@ -171,16 +172,4 @@ class FlakyProxy:
             with self.guard:
                 self.sockets += [client, server]
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()

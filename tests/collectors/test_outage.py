@@ -13,7 +13,7 @@ from sqlalchemy import text
 from collectors.run import RunOptions, run_poll
 from collectors.spool import Spool
 from models import db
-from tests.collectors.helpers import fleet_context, mismatches, observed, targets_of
+from tests.collectors.helpers import fleet_context, mismatches, observed, pipe, targets_of
 
 
 class CuttableProxy:
@@ -39,19 +39,7 @@ class CuttableProxy:
             server = socket.create_connection(self.upstream)
             self.sockets += [client, server]
             for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
 
     def cut(self) -> None:
         self.cut_event.set()
